@@ -137,3 +137,18 @@ type Cancel struct {
 	Type      string `json:"type"`
 	RequestID string `json:"request_id"`
 }
+
+// Dead-lettering of a quorum task queue (an addition to the wire contract):
+// a task returned to its queue more than the delivery limit times (its
+// workers died running it) is dead-lettered to DeadLetterExchange with the
+// pool as routing key, into DeadLetterQueueName(pool). The pool's workers
+// consume that queue: they answer the task's caller with a failed reply
+// (WORKER_ERROR) and park the task in PoisonQueueName(pool) for inspection.
+const DeadLetterExchange = "scrape.dead"
+
+// DeadLetterQueueName returns the queue dead-lettered tasks of a pool arrive in.
+func DeadLetterQueueName(pool string) string { return TaskQueueName(pool) + ".dead" }
+
+// PoisonQueueName returns the queue where the poison tasks of a pool rest
+// after their callers got their failed reply.
+func PoisonQueueName(pool string) string { return TaskQueueName(pool) + ".poison" }
