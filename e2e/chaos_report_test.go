@@ -1,0 +1,449 @@
+package e2e
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/scrapegate/scrapegate/rpc"
+)
+
+// chaosReport is one run of the fault suite: what was done, what came back,
+// and what the checks found.
+type chaosReport struct {
+	Profile     chaosProfile
+	Start       time.Time
+	LoadEnd     time.Time
+	Faults      []faultRecord
+	Calls       []*callRecord
+	Events      []chaosEvent
+	WorkerExits []workerExit
+	Drain       drainResult
+	Baseline    leakSample
+	End         leakSample
+	LeakErr     error
+
+	// filled by analyse
+	violations  []violation
+	lost, late  int
+	ranAfter503 int
+}
+
+// Violation classes, also the rows of the summary.
+const (
+	vStatus   = "unexpected answer"
+	vSlow     = "answer later than timeout + 1 s"
+	vReset    = "transport error (reset) on a call the client did not abandon"
+	vLost     = "lost confirmed task"
+	vLate     = "late execution"
+	vRecovery = "no recovery within 10 s"
+	vDrain    = "queues not drained within 10 s"
+	vLeak     = "leak"
+	vWorker   = "worker stop"
+	vFault    = "fault injection failed"
+)
+
+type violation struct {
+	Class string
+	Phase string
+	Text  string
+}
+
+func (r *chaosReport) violate(class, phase, format string, args ...any) {
+	r.violations = append(r.violations, violation{Class: class, Phase: phase, Text: fmt.Sprintf(format, args...)})
+}
+
+// outcome is the label of a call's result in the table.
+func (c *callRecord) outcome() string {
+	switch {
+	case !c.Disconnected.IsZero():
+		return "abandoned by client"
+	case c.Err != "":
+		return "transport error"
+	case c.ok():
+		return "200"
+	case c.Status == http.StatusOK && c.BodyState == "failed":
+		return "200 failed " + c.Code
+	case c.Status == http.StatusOK:
+		return "200 wrong payload"
+	case c.Code != "" && c.Kind == kindTimeout && c.Status == http.StatusGatewayTimeout:
+		return "504 TIMEOUT (on purpose)"
+	case c.Code != "":
+		return fmt.Sprintf("%d %s", c.Status, c.Code)
+	default:
+		return fmt.Sprintf("%d (no error body)", c.Status)
+	}
+}
+
+// allowed reports whether an answer is one the contract allows.
+func (c *callRecord) allowed() bool {
+	switch {
+	case c.ok():
+		return true
+	case c.Status == http.StatusServiceUnavailable:
+		return c.Code == "BROKER_UNAVAILABLE" || c.Code == "NO_WORKERS"
+	case c.Status == http.StatusGatewayTimeout:
+		return c.Code == "TIMEOUT"
+	case c.Status == http.StatusOK && c.BodyState == "failed":
+		// a call that sleeps past its timeout may see the worker's own
+		// SCRIPT_TIMEOUT reply win the race with the gateway's timer
+		return c.Kind == kindTimeout && c.Code == rpc.CodeScriptTimeout
+	}
+	return false
+}
+
+func (c *callRecord) describe() string {
+	s := fmt.Sprintf("%s call (client %s, nonce %s, sleep %d ms, timeout %v) sent %s",
+		c.Kind, c.Client, c.Nonce, c.SleepMS, c.Timeout, c.Sent.Format("15:04:05.000"))
+	if c.RequestID != "" {
+		s += ", request " + c.RequestID
+	}
+	return s
+}
+
+// analyse runs every check over the run's records.
+func (r *chaosReport) analyse() {
+	for _, f := range r.Faults {
+		if f.Err != "" {
+			r.violate(vFault, f.Name, "%s at %s: %s", f.Name, f.Start.Format("15:04:05.000"), f.Err)
+		}
+	}
+	r.checkAnswers()
+	r.checkEvents()
+	r.checkRecovery()
+	if !r.Drain.Drained {
+		r.violate(vDrain, phaseCalm, "after %v: %v %s", r.Drain.Took.Round(time.Millisecond), r.Drain.Left, r.Drain.Err)
+	}
+	if r.LeakErr != nil {
+		r.violate(vLeak, phaseCalm, "%v (baseline: %s; after: %s)", r.LeakErr, r.Baseline, r.End)
+	}
+	for _, e := range r.WorkerExits {
+		switch {
+		case !e.Exited:
+			r.violate(vWorker, e.Fault, "worker pid %d did not exit within %v", e.Pid, e.Took.Round(time.Second))
+		case e.Graceful && e.ExitErr != "":
+			r.violate(vWorker, e.Fault, "worker pid %d stopped by SIGTERM exited with %s", e.Pid, e.ExitErr)
+		}
+	}
+}
+
+// checkAnswers: every call ends with an allowed answer, within its timeout
+// plus one second, and never with a transport error it did not ask for.
+func (r *chaosReport) checkAnswers() {
+	for _, c := range r.Calls {
+		if !c.Disconnected.IsZero() {
+			continue
+		}
+		took := c.Ended.Sub(c.Sent)
+		if took > c.Timeout+answerSlack {
+			r.violate(vSlow, c.Phase, "%s: answered after %v", c.describe(), took.Round(time.Millisecond))
+		}
+		switch {
+		case c.Err != "":
+			r.violate(vReset, c.Phase, "%s: %s", c.describe(), c.Err)
+		case !c.allowed():
+			body := c.BadBody
+			if len(body) > 300 {
+				body = body[:300]
+			}
+			r.violate(vStatus, c.Phase, "%s: %s %s", c.describe(), c.outcome(), body)
+		}
+	}
+}
+
+// taskEvents is what the events say about one request id.
+type taskEvents struct {
+	first     time.Time
+	started   []chaosEvent
+	completed []chaosEvent
+}
+
+// checkEvents: no task starts after its caller's deadline or after its
+// caller disconnected, and every task that completed in time answered its
+// caller.
+func (r *chaosReport) checkEvents() {
+	byID := make(map[string]*taskEvents)
+	byClient := make(map[string][]string) // client -> request ids, first seen order
+	for _, e := range r.Events {
+		te := byID[e.RequestID]
+		if te == nil {
+			te = &taskEvents{first: e.TS}
+			byID[e.RequestID] = te
+			byClient[e.ClientID] = append(byClient[e.ClientID], e.RequestID)
+		}
+		if e.TS.Before(te.first) {
+			te.first = e.TS
+		}
+		switch e.Type {
+		case rpc.EventStarted:
+			te.started = append(te.started, e)
+		case rpc.EventCompleted:
+			te.completed = append(te.completed, e)
+		}
+	}
+
+	// calls whose request id the answer told
+	for _, c := range r.Calls {
+		if c.RequestID == "" {
+			continue
+		}
+		te := byID[c.RequestID]
+		if te == nil {
+			continue
+		}
+		// the gateway's deadline for this call is at most `bound`
+		var bound time.Time
+		switch {
+		case c.Status == http.StatusOK && !c.Stamp.IsZero():
+			bound = c.Stamp.Add(c.Timeout + deadlineSlack)
+		case c.Status == http.StatusGatewayTimeout && !c.Stamp.IsZero():
+			bound = c.Stamp.Add(deadlineSlack)
+		default:
+			bound = c.Ended.Add(c.Timeout)
+		}
+		for _, s := range te.started {
+			if s.TS.After(bound) {
+				r.late++
+				r.violate(vLate, c.Phase, "%s: started on %s at %s, after its deadline (%s at the latest)",
+					c.describe(), s.WorkerID, s.TS.Format("15:04:05.000"), bound.Format("15:04:05.000"))
+			}
+		}
+		if c.ok() {
+			continue
+		}
+		for _, done := range te.completed {
+			switch {
+			case c.Status == http.StatusGatewayTimeout && done.TS.Before(c.Stamp.Add(-replySlack)):
+				r.lost++
+				r.violate(vLost, c.Phase, "%s: completed on %s at %s, yet the caller got %s at %s",
+					c.describe(), done.WorkerID, done.TS.Format("15:04:05.000"), c.outcome(), c.Ended.Format("15:04:05.000"))
+			case c.Status == http.StatusServiceUnavailable && c.Code == "NO_WORKERS":
+				r.violate(vStatus, c.Phase, "%s: answered NO_WORKERS, yet its task ran on %s", c.describe(), done.WorkerID)
+			case c.Status == http.StatusServiceUnavailable:
+				// the link dropped before the gateway saw the confirm:
+				// the contract allows it (at-least-once, caller told to retry)
+				r.ranAfter503++
+			}
+			break
+		}
+	}
+
+	// abandoned calls: their request ids are unknown to the client; each
+	// disconnect client makes one call at a time, spaced past the previous
+	// call's deadline, so a task maps to the last call sent before its
+	// first event
+	calls := make(map[string][]*callRecord)
+	for _, c := range r.Calls {
+		if c.Kind == kindDisconnect {
+			calls[c.Client] = append(calls[c.Client], c)
+		}
+	}
+	for client, cs := range calls {
+		sort.Slice(cs, func(i, j int) bool { return cs[i].Sent.Before(cs[j].Sent) })
+		tasks := make(map[*callRecord][]string)
+		for _, id := range byClient[client] {
+			te := byID[id]
+			i := sort.Search(len(cs), func(i int) bool { return cs[i].Sent.After(te.first) }) - 1
+			if i < 0 {
+				continue
+			}
+			tasks[cs[i]] = append(tasks[cs[i]], id)
+		}
+		for c, ids := range tasks {
+			if len(ids) > 1 {
+				r.late++
+				r.violate(vLate, c.Phase, "%s: tasks %v of client %s ran in this call's window: an earlier call's task ran after its deadline",
+					c.describe(), ids, client)
+			}
+			if c.Disconnected.IsZero() {
+				continue // answered: checked above by its request id
+			}
+			for _, id := range ids {
+				for _, s := range byID[id].started {
+					if s.TS.After(c.Disconnected.Add(cancelSlack)) {
+						r.late++
+						r.violate(vLate, c.Phase, "%s: abandoned at %s, yet task %s started on %s at %s",
+							c.describe(), c.Disconnected.Format("15:04:05.000"), id, s.WorkerID, s.TS.Format("15:04:05.000"))
+					}
+				}
+			}
+		}
+	}
+}
+
+// recoveryOf returns how long after end the ordinary calls succeeded again
+// for good (every one sent from then until until succeeded), and whether
+// they did at all.
+func (r *chaosReport) recoveryOf(end, until time.Time) (time.Duration, bool) {
+	lastFail := time.Time{}
+	for _, c := range r.Calls {
+		if c.Kind != kindNormal || c.Sent.Before(end) || !c.Sent.Before(until) {
+			continue
+		}
+		if !c.ok() && c.Sent.After(lastFail) {
+			lastFail = c.Sent
+		}
+	}
+	if lastFail.IsZero() {
+		return 0, true
+	}
+	var next time.Time
+	for _, c := range r.Calls {
+		if c.Kind == kindNormal && c.Sent.After(lastFail) && c.Sent.Before(until) && (next.IsZero() || c.Sent.Before(next)) {
+			next = c.Sent
+		}
+	}
+	if next.IsZero() {
+		return lastFail.Sub(end), false
+	}
+	return next.Sub(end), true
+}
+
+// checkRecovery: after each fault, and after the last, calls succeed again
+// within 10 s.
+func (r *chaosReport) checkRecovery() {
+	for i := range r.Faults {
+		f := &r.Faults[i]
+		until := r.LoadEnd
+		if i+1 < len(r.Faults) {
+			until = r.Faults[i+1].Start
+		}
+		f.Recovery, f.Recovered = r.recoveryOf(f.End, until)
+		if !f.Recovered || f.Recovery > recoveryBound {
+			r.violate(vRecovery, f.Name, "%s ended at %s: calls failed until %v later (recovered: %v)",
+				f.Name, f.End.Format("15:04:05.000"), f.Recovery.Round(time.Millisecond), f.Recovered)
+		}
+	}
+}
+
+// phaseOrder is the order of the table's rows.
+func phaseOrder() []string {
+	return append(append([]string{phaseWarmup, phaseSteady}, allFaults...), phaseCalm)
+}
+
+// table renders the report as markdown: calls by outcome per fault, then
+// the summary of the checks.
+func (r *chaosReport) table() string {
+	counts := make(map[string]map[string]int)
+	violations := make(map[string]int)
+	outcomes := make(map[string]bool)
+	for _, c := range r.Calls {
+		o := c.outcome()
+		outcomes[o] = true
+		if counts[c.Phase] == nil {
+			counts[c.Phase] = make(map[string]int)
+		}
+		counts[c.Phase][o]++
+		counts[c.Phase][""]++
+	}
+	for _, v := range r.violations {
+		violations[v.Phase]++
+	}
+	cols := make([]string, 0, len(outcomes))
+	for o := range outcomes {
+		cols = append(cols, o)
+	}
+	slices.SortFunc(cols, func(a, b string) int {
+		if (a == "200") != (b == "200") {
+			if a == "200" {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a, b)
+	})
+	recovery := make(map[string][]time.Duration)
+	unrecovered := make(map[string]int)
+	for _, f := range r.Faults {
+		recovery[f.Name] = append(recovery[f.Name], f.Recovery)
+		if !f.Recovered {
+			unrecovered[f.Name]++
+		}
+	}
+
+	var sb strings.Builder
+	dur := r.LoadEnd.Sub(r.Start)
+	fmt.Fprintf(&sb, "Profile %s: %d calls in flight, %d workers, load for %v (after warm-up), %d calls in all.\n\n",
+		r.Profile.Name, r.Profile.Concurrency, r.Profile.Workers, dur.Round(time.Second), len(r.Calls))
+	sb.WriteString("| phase | times | calls | " + strings.Join(cols, " | ") + " | violations | recovery (max) |\n")
+	sb.WriteString("|---|---:|---:|" + strings.Repeat("---:|", len(cols)) + "---:|---:|\n")
+	total := make(map[string]int)
+	for _, ph := range phaseOrder() {
+		if counts[ph] == nil && recovery[ph] == nil {
+			continue
+		}
+		times := "-"
+		rec := "-"
+		if ds := recovery[ph]; ds != nil {
+			times = fmt.Sprint(len(ds))
+			rec = fmt.Sprintf("%.1f s", slices.Max(ds).Seconds())
+			if unrecovered[ph] > 0 {
+				rec += fmt.Sprintf(" (%d never)", unrecovered[ph])
+			}
+		}
+		fmt.Fprintf(&sb, "| %s | %s | %d |", ph, times, counts[ph][""])
+		for _, o := range cols {
+			fmt.Fprintf(&sb, " %d |", counts[ph][o])
+			total[o] += counts[ph][o]
+		}
+		fmt.Fprintf(&sb, " %d | %s |\n", violations[ph], rec)
+		total[""] += counts[ph][""]
+	}
+	fmt.Fprintf(&sb, "| **all** | | %d |", total[""])
+	for _, o := range cols {
+		fmt.Fprintf(&sb, " %d |", total[o])
+	}
+	fmt.Fprintf(&sb, " %d | |\n\n", len(r.violations))
+
+	var maxRec time.Duration
+	for _, f := range r.Faults {
+		maxRec = max(maxRec, f.Recovery)
+	}
+	byClass := make(map[string]int)
+	for _, v := range r.violations {
+		byClass[v.Class]++
+	}
+	leak := fmt.Sprintf("goroutines %+d, gateway connections %+d, channels %+d, worker connections %+d, channels %+d",
+		r.End.Goroutines-r.Baseline.Goroutines, r.End.GatewayConns-r.Baseline.GatewayConns,
+		r.End.GatewayChannels-r.Baseline.GatewayChannels, r.End.WorkerConns-r.Baseline.WorkerConns,
+		r.End.WorkerChannels-r.Baseline.WorkerChannels)
+	sb.WriteString("| check | measured | target |\n|---|---|---|\n")
+	fmt.Fprintf(&sb, "| answers other than 200 / 503 / 504 with the contract's code | %d | 0 |\n", byClass[vStatus])
+	fmt.Fprintf(&sb, "| answers later than timeout + 1 s | %d | 0 |\n", byClass[vSlow])
+	fmt.Fprintf(&sb, "| connection resets | %d | 0 |\n", byClass[vReset])
+	fmt.Fprintf(&sb, "| lost confirmed tasks | %d | 0 |\n", r.lost)
+	fmt.Fprintf(&sb, "| late executions (after the deadline or the disconnect) | %d | 0 |\n", r.late)
+	fmt.Fprintf(&sb, "| longest recovery after a fault | %.1f s | ≤ 10 s |\n", maxRec.Seconds())
+	fmt.Fprintf(&sb, "| queues drained after the load | %.1f s (%v) | ≤ 10 s |\n", r.Drain.Took.Seconds(), r.Drain.Drained)
+	fmt.Fprintf(&sb, "| leaks after the run | %s | 0 (goroutines ≤ +%d) |\n", leak, r.Profile.GoroutineSlack)
+	fmt.Fprintf(&sb, "| tasks that ran though the caller got 503 BROKER_UNAVAILABLE (unconfirmed; allowed) | %d | - |\n", r.ranAfter503)
+	fmt.Fprintf(&sb, "| task events seen | %d | - |\n", len(r.Events))
+	for _, f := range r.Faults {
+		if f.Note != "" {
+			fmt.Fprintf(&sb, "\n- %s at %s: %s", f.Name, f.Start.Format("15:04:05"), f.Note)
+		}
+	}
+	sb.WriteString("\n")
+	return sb.String()
+}
+
+// violationLines returns at most n lines per class describing violations.
+func (r *chaosReport) violationLines(n int) []string {
+	per := make(map[string]int)
+	var lines []string
+	for _, v := range r.violations {
+		per[v.Class]++
+		if per[v.Class] <= n {
+			lines = append(lines, fmt.Sprintf("%s [%s]: %s", v.Class, v.Phase, v.Text))
+		}
+	}
+	for class, k := range per {
+		if k > n {
+			lines = append(lines, fmt.Sprintf("%s: %d more", class, k-n))
+		}
+	}
+	return lines
+}
