@@ -164,8 +164,15 @@ func (rt *Runtime) scanDir(root string) (map[string]*scriptSet, error) {
 				continue
 			}
 			if i := slices.IndexFunc(set.versions, func(o *scriptVersion) bool { return o.semver.Equal(sv.semver) }); i >= 0 {
+				// Two spellings of one version ("1.2" and "1.2.0"): the
+				// canonical one wins.
+				skipped, kept := sv, set.versions[i]
+				if sv.version == sv.semver.String() {
+					skipped, kept = kept, sv
+					set.versions[i] = sv
+				}
 				rt.logger.Warn("skipping script version: another directory has the same version",
-					zap.String("path", vdir), zap.String("other", set.versions[i].version))
+					zap.String("path", filepath.Join(dir, skipped.version)), zap.String("kept", kept.version))
 				continue
 			}
 			set.versions = append(set.versions, sv)

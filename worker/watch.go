@@ -48,11 +48,13 @@ func (rt *Runtime) Watch(ctx context.Context) error {
 			}
 			rt.logger.Warn("watching the scripts directory", zap.Error(err))
 		case <-timer.C:
-			if _, err := rt.Rescan(); err != nil {
-				rt.logger.Warn("rescanning the scripts directory", zap.Error(err))
-			}
+			// Watch new directories first, so that a change made while
+			// the rescan runs is not missed.
 			if err := rt.watchTree(w); err != nil {
 				rt.logger.Warn("watching the scripts directory", zap.Error(err))
+			}
+			if _, err := rt.Rescan(); err != nil {
+				rt.logger.Warn("rescanning the scripts directory", zap.Error(err))
 			}
 		}
 	}
