@@ -12,10 +12,12 @@ import (
 // stable: clients match on them, never on the message.
 const (
 	CodeMalformedJSON        = "MALFORMED_JSON"
+	CodeBadRequest           = "BAD_REQUEST"
 	CodeUnauthorized         = "UNAUTHORIZED"
 	CodeForbidden            = "FORBIDDEN"
 	CodeNotFound             = "NOT_FOUND"
 	CodeMethodNotAllowed     = "METHOD_NOT_ALLOWED"
+	CodeUpgradeRequired      = "UPGRADE_REQUIRED"
 	CodeUnknownScript        = "UNKNOWN_SCRIPT"
 	CodeUnknownVersion       = "UNKNOWN_VERSION"
 	CodeBodyTooLarge         = "BODY_TOO_LARGE"
@@ -47,10 +49,12 @@ type Entry struct {
 // error the gateway renders takes its message from here.
 var Catalogue = map[string]Entry{
 	CodeMalformedJSON:        {http.StatusBadRequest, "요청 본문이 올바른 JSON이 아닙니다.", "The request body is not valid JSON."},
+	CodeBadRequest:           {http.StatusBadRequest, "잘못된 요청입니다.", "Bad request."},
 	CodeUnauthorized:         {http.StatusUnauthorized, "인증이 필요합니다. 유효한 토큰 또는 API 키를 제공하세요.", "Authentication required: provide a valid token or API key."},
 	CodeForbidden:            {http.StatusForbidden, "이 작업을 수행할 권한이 없습니다.", "You are not allowed to do this."},
 	CodeNotFound:             {http.StatusNotFound, "요청한 경로를 찾을 수 없습니다.", "The requested path does not exist."},
 	CodeMethodNotAllowed:     {http.StatusMethodNotAllowed, "허용되지 않는 HTTP 메서드입니다.", "This HTTP method is not allowed here."},
+	CodeUpgradeRequired:      {http.StatusUpgradeRequired, "이 경로는 WebSocket 연결만 받습니다.", "This endpoint accepts WebSocket connections only."},
 	CodeUnknownScript:        {http.StatusNotFound, "요청한 스크립트를 실행하는 워커가 없습니다.", "No worker serves the requested script."},
 	CodeUnknownVersion:       {http.StatusNotFound, "요청한 스크립트 버전이 없습니다.", "The requested script version does not exist."},
 	CodeBodyTooLarge:         {http.StatusRequestEntityTooLarge, "요청 본문이 너무 큽니다.", "The request body is too large."},
