@@ -388,7 +388,7 @@ func (rt *Runtime) runExternal(ctx context.Context, name, version string, ext *e
 		if state := cmd.ProcessState; state != nil {
 			fields = append(fields, zap.String("exit", state.String()))
 		}
-		c.logger.Info("script failed", append(fields, zap.String("stderr", stderrTail))...)
+		c.logger.Debug("script failed", append(fields, zap.String("stderr", stderrTail))...)
 		return nil, &rpc.TaskError{Code: code, Message: msg}
 	}
 	switch {

@@ -17,6 +17,7 @@ import (
 	"github.com/Masterminds/semver/v3"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"golang.org/x/text/language"
 	"golang.org/x/text/message"
 
@@ -326,14 +327,20 @@ func (rt *Runtime) Run(ctx context.Context, t rpc.Task) (json.RawMessage, error)
 	}
 	logger := rt.logger.With(zap.String("request_id", t.RequestID), zap.String("script", sv.name), zap.String("version", sv.version))
 	start := time.Now()
-	logger.Debug("running script")
+	if ce := logger.Check(zapcore.DebugLevel, "running script"); ce != nil {
+		ce.Write()
+	}
 	data, err := sv.run(ctx, &call{requestID: t.RequestID, params: params, logger: logger})
 	if err != nil {
 		te := taskError(ctx, err)
-		logger.Debug("script failed", zap.Duration("duration", time.Since(start)), zap.String("error_code", te.Code), zap.String("error", te.Message))
+		if ce := logger.Check(zapcore.InfoLevel, "task failed"); ce != nil {
+			ce.Write(zap.Duration("duration", time.Since(start)), zap.String("error_code", te.Code), zap.String("error", te.Message))
+		}
 		return nil, te
 	}
-	logger.Debug("script finished", zap.Duration("duration", time.Since(start)), zap.Int("output_bytes", len(data)))
+	if ce := logger.Check(zapcore.InfoLevel, "task completed"); ce != nil {
+		ce.Write(zap.Duration("duration", time.Since(start)), zap.Int("output_bytes", len(data)))
+	}
 	return data, nil
 }
 
