@@ -12,8 +12,11 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -349,5 +352,124 @@ func TestScriptsEndToEnd(t *testing.T) {
 			t.Fatalf("the added script is not served: %+v %v", rep, err)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestCancelKillsScript: the caller goes away (its context is cancelled), the
+// client publishes task.cancel, and the worker kills the script with the
+// child it spawned; the same at the task's deadline.
+func TestCancelKillsScript(t *testing.T) {
+	url := newVHost(t)
+	w := startWorker(t, url, "worker-c", "-scripts-dir", "../../testdata/scripts", "-log-level", "debug")
+	c := newClient(t, url)
+
+	for _, how := range []string{"cancel", "deadline"} {
+		t.Run(how, func(t *testing.T) {
+			pidFile := filepath.Join(t.TempDir(), "pids")
+			ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+			defer cancel()
+			id := "kill-" + how
+			done := make(chan error, 1)
+			go func() {
+				params, _ := json.Marshal(map[string]any{"pid_file": pidFile})
+				_, err := c.Call(ctx, rpc.Task{RequestID: id, ScriptName: "sleeper", Parameters: params, CreatedAt: time.Now()})
+				done <- err
+			}()
+			pids := waitPids(t, pidFile)
+			if how == "cancel" {
+				cancel()
+			}
+			if err := <-done; err == nil {
+				t.Fatal("the call succeeded")
+			}
+			want := map[string]string{"cancel": `"error_code":"CANCELLED"`, "deadline": `"error_code":"SCRIPT_TIMEOUT"`}[how]
+			deadline := time.Now().Add(5 * time.Second)
+			for !strings.Contains(w.logs.String(), `"request_id":"`+id+`"`) || !strings.Contains(w.logs.String(), want) {
+				if time.Now().After(deadline) {
+					t.Fatalf("no %s in the worker's log:\n%s", want, w.logs.String())
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			assertGone(t, pids)
+		})
+	}
+}
+
+// waitPids reads the sleeper's "<pid> <child pid>" file.
+func waitPids(t *testing.T, path string) []int {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if b, err := os.ReadFile(path); err == nil {
+			var pids []int
+			for _, f := range strings.Fields(string(b)) {
+				if pid, err := strconv.Atoi(f); err == nil {
+					pids = append(pids, pid)
+				}
+			}
+			if len(pids) == 2 {
+				return pids
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatal("the script did not write its pid file")
+	return nil
+}
+
+// assertGone fails unless every pid is gone or a zombie within 2s.
+func assertGone(t *testing.T, pids []int) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for _, pid := range pids {
+		for {
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+			if err != nil {
+				break
+			}
+			if i := strings.LastIndexByte(string(b), ')'); i > 0 && len(b) > i+2 && (b[i+2] == 'Z' || b[i+2] == 'X') {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("process %d is still running: %s", pid, b)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}
+
+// BenchmarkEcho measures echo tasks per second through the real broker (the
+// rpc Client, RabbitMQ, one worker run in this process) with N callers and a
+// worker concurrency of N.
+//
+//	go test -run '^$' -bench BenchmarkEcho -benchtime 3s ./cmd/scrapegate-worker/
+func BenchmarkEcho(b *testing.B) {
+	for _, n := range []int{1, 16, 64} {
+		url := newVHost(b)
+		w := startWorker(b, url, "bench", "-concurrency", strconv.Itoa(n))
+		c := newClient(b, url)
+		params := json.RawMessage(`{"a": 1}`)
+		b.Run(fmt.Sprintf("concurrency=%d", n), func(b *testing.B) {
+			var next atomic.Int64
+			var wg sync.WaitGroup
+			b.ResetTimer()
+			for range n {
+				wg.Go(func() {
+					for next.Add(1) <= int64(b.N) {
+						ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+						rep, err := c.Call(ctx, rpc.Task{ScriptName: "echo", Parameters: params})
+						cancel()
+						if err != nil || rep.Status != rpc.StatusCompleted {
+							b.Errorf("call: %+v %v", rep, err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tasks/s")
+		})
+		_ = c.Close()
+		_ = w.stop(b)
 	}
 }
