@@ -71,7 +71,7 @@ func newJWKSSource(parent context.Context, files, urls []string, interval time.D
 		files:     files,
 		urls:      urls,
 		interval:  interval,
-		client:    &http.Client{Timeout: jwksFetchTimeout},
+		client:    &http.Client{Timeout: jwksFetchTimeout, Transport: http.DefaultTransport.(*http.Transport).Clone()},
 		logger:    logger,
 		bySource:  make(map[string]*keySet),
 		fileStamp: make(map[string]fileStamp),
@@ -146,7 +146,8 @@ func (s *jwksSource) start() {
 	go s.run(ctx)
 }
 
-// close stops the refresher and waits for it to return.
+// close stops the refresher, waits for it to return and closes the idle
+// connections of its HTTP client.
 func (s *jwksSource) close() {
 	s.mu.Lock()
 	s.closed = true
@@ -156,6 +157,7 @@ func (s *jwksSource) close() {
 		cancel()
 		<-done
 	}
+	s.client.CloseIdleConnections()
 }
 
 // run refreshes every interval and when kicked, until ctx ends.

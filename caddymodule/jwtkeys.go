@@ -69,20 +69,6 @@ func (ks *keySet) candidates(alg, kid string) (keys []any, kidKnown bool) {
 	return keys, false
 }
 
-// algorithms returns the algorithms of the set's keys.
-func (ks *keySet) algorithms() []string {
-	var algs []string
-	if ks == nil {
-		return nil
-	}
-	for _, k := range ks.keys {
-		if !slices.Contains(algs, k.alg) {
-			algs = append(algs, k.alg)
-		}
-	}
-	return algs
-}
-
 // mergeKeySets returns a set holding the keys of every given set.
 func mergeKeySets(sets ...*keySet) *keySet {
 	out := new(keySet)

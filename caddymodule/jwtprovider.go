@@ -366,7 +366,7 @@ func (p *JWTProvider) verifyToken(ctx context.Context, token string) (caddyauth.
 		return vks, nil
 	})
 	if err != nil {
-		return caddyauth.User{}, tokenErrorReason(err, claims), nil
+		return caddyauth.User{}, p.tokenErrorReason(err, claims), nil
 	}
 
 	if typ, _ := claims["type"].(string); typ != accessTokenType {
@@ -407,10 +407,10 @@ func (p *JWTProvider) keysFor(ctx context.Context, alg, kid string) ([]any, stri
 	switch {
 	case kidKnown:
 		return nil, "algorithm " + alg + " is not accepted for this key id"
-	case !slices.Contains(set.algorithms(), alg):
-		return nil, "algorithm " + alg + " is not accepted"
-	default:
+	case kid != "":
 		return nil, "unknown key id (kid)"
+	default:
+		return nil, "algorithm " + alg + " is not accepted"
 	}
 }
 
@@ -453,7 +453,7 @@ const (
 )
 
 // tokenErrorReason turns a golang-jwt error into a reason for the client.
-func tokenErrorReason(err error, claims jwt.MapClaims) string {
+func (p *JWTProvider) tokenErrorReason(err error, claims jwt.MapClaims) string {
 	switch {
 	case errors.Is(err, jwt.ErrTokenMalformed):
 		return reasonMalformed
@@ -464,8 +464,12 @@ func tokenErrorReason(err error, claims jwt.MapClaims) string {
 	case errors.Is(err, jwt.ErrTokenExpired):
 		return "token expired"
 	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
-		if _, ok := claims["exp"]; !ok || claims["exp"] == float64(0) {
+		missing := func(name string) bool { v, ok := claims[name]; return !ok || v == "" || v == float64(0) }
+		switch {
+		case missing("exp"):
 			return "token has no exp claim"
+		case p.Issuer != "" && missing("iss"):
+			return "token has no iss claim"
 		}
 		return "token has no aud claim"
 	case errors.Is(err, jwt.ErrTokenNotValidYet):
