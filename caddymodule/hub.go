@@ -44,6 +44,9 @@ type hubSub struct {
 	goneOnce sync.Once
 	filter   atomic.Pointer[subFilter]
 	h        *hub
+	// onEvict, if set before add, is called once when s is evicted (on the
+	// publisher's goroutine: it must not block).
+	onEvict func()
 }
 
 // subFilter is what task events a subscriber wants; it is replaced, never
@@ -190,7 +193,20 @@ func (s *hubSub) evict() {
 	s.goneOnce.Do(func() {
 		s.h.evicted.Add(1)
 		close(s.gone)
+		if s.onEvict != nil {
+			s.onEvict()
+		}
 	})
+}
+
+// isGone reports whether s was evicted.
+func (s *hubSub) isGone() bool {
+	select {
+	case <-s.gone:
+		return true
+	default:
+		return false
+	}
 }
 
 // subscribeAll makes s want every task of its client.
