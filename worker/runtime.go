@@ -26,10 +26,10 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultMaxOutputBytes       = 16 << 20
+	DefaultMaxOutputBytes       = 8 << 20
 	DefaultStderrTailBytes      = 4 << 10
 	DefaultScriptTimeout        = 5 * time.Minute
-	DefaultFetchMaxBodyBytes    = 10 << 20
+	DefaultFetchMaxBodyBytes    = 5 << 20
 	DefaultFetchMaxRedirects    = 10
 	DefaultFetchTimeout         = 60 * time.Second
 	DefaultWatchDebounce        = 250 * time.Millisecond
@@ -51,8 +51,10 @@ type Config struct {
 	// AllowNetworks are networks the built-ins may connect to although the
 	// refusal rules (loopback, private, link-local, ...) would refuse them.
 	AllowNetworks []netip.Prefix
-	// MaxOutputBytes caps an external script's stdout; more fails the task
-	// with OUTPUT_TOO_LARGE and kills the script. Default 16 MiB.
+	// MaxOutputBytes caps a task's data: an external script's stdout (more
+	// kills the script) and a built-in's result; more fails the task with
+	// OUTPUT_TOO_LARGE. Default 8 MiB, so that a reply stays well below the
+	// broker's max_message_size (16 MiB by default since RabbitMQ 4.0).
 	MaxOutputBytes int64
 	// StderrTailBytes is how much of the end of a script's stderr is kept for
 	// the error message and the log. Default 4 KiB.
@@ -69,7 +71,7 @@ type Config struct {
 	// os.TempDir().
 	TempDir string
 	// FetchMaxBodyBytes caps the body http_fetch and html_extract read.
-	// Default 10 MiB.
+	// Default 5 MiB (in base64, a binary body grows by a third).
 	FetchMaxBodyBytes int64
 	// FetchMaxRedirects caps the redirects they follow. Default 10.
 	FetchMaxRedirects int
@@ -336,6 +338,11 @@ func (rt *Runtime) Run(ctx context.Context, t rpc.Task) (json.RawMessage, error)
 		if ce := logger.Check(zapcore.InfoLevel, "task failed"); ce != nil {
 			ce.Write(zap.Duration("duration", time.Since(start)), zap.String("error_code", te.Code), zap.String("error", te.Message))
 		}
+		return nil, te
+	}
+	if int64(len(data)) > rt.cfg.MaxOutputBytes {
+		te := &rpc.TaskError{Code: rpc.CodeOutputTooLarge, Message: fmt.Sprintf("the result is larger than %d bytes", rt.cfg.MaxOutputBytes)}
+		logger.Info("task failed", zap.Duration("duration", time.Since(start)), zap.String("error_code", te.Code), zap.String("error", te.Message))
 		return nil, te
 	}
 	if ce := logger.Check(zapcore.InfoLevel, "task completed"); ce != nil {

@@ -97,6 +97,12 @@ func TestEcho(t *testing.T) {
 	})
 }
 
+func TestBuiltinOutputLimit(t *testing.T) {
+	rt := newRuntime(t, Config{MaxOutputBytes: 64})
+	_, te := runTask(t.Context(), t, rt, EchoScript, "", map[string]any{"s": strings.Repeat("x", 100)}, time.Second)
+	mustFail(t, te, rpc.CodeOutputTooLarge, "larger than 64 bytes")
+}
+
 func TestExternalHappyPath(t *testing.T) {
 	rt := newRuntime(t, Config{ScriptsDir: testScriptsDir})
 	m := mustOK(t)(runTask(t.Context(), t, rt, "greet", "1.0.0", map[string]any{"name": "Ada", "times": 2}, 10*time.Second))

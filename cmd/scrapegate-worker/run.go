@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -219,7 +221,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return err
 	}
-	logger := newLogger(o.logLevel, o.logFormat, stderr)
+	if o.workerID == "" {
+		o.workerID = defaultWorkerID()
+	}
+	logger := newLogger(o.logLevel, o.logFormat, stderr).With(zap.String("worker_id", o.workerID))
 	defer func() { _ = logger.Sync() }()
 
 	rt, err := worker.New(worker.Config{
@@ -248,7 +253,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return err
 	}
 	rt.OnChange(srv.Refresh)
-	logger = logger.With(zap.String("worker_id", srv.WorkerID()))
 
 	// Helpers live until Serve returns.
 	hctx, stopHelpers := context.WithCancel(ctx)
@@ -297,6 +301,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	logger.Info("worker stopped", zap.Uint64("tasks", st.Tasks), zap.Uint64("completed", st.Completed), zap.Uint64("failed", st.Failed),
 		zap.Uint64("expired", st.Expired), zap.Uint64("cancelled", st.Cancelled))
 	return err
+}
+
+// defaultWorkerID is <hostname>-<pid>-<6 random hex digits>.
+func defaultWorkerID() string {
+	host, _ := os.Hostname()
+	if host == "" {
+		host = "worker"
+	}
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b))
 }
 
 // redact hides the password of a URL.
