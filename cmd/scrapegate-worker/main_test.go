@@ -201,6 +201,8 @@ func TestOptions(t *testing.T) {
 		{[]string{"-log-format", "xml"}, nil, "-log-format"},
 		{[]string{"-pool", "a b"}, nil, "-pool"},
 		{[]string{"extra"}, nil, "unexpected argument"},
+		{[]string{"-queue-type", "stream"}, nil, "-queue-type"},
+		{nil, []string{"SCRIPTS_DIR", "/no/such/dir"}, "-scripts-dir"},
 		{[]string{"-nope"}, nil, "flag provided but not defined"},
 	} {
 		_, err := parseOptions(tc.args, env(tc.env...), io.Discard)
@@ -211,9 +213,8 @@ func TestOptions(t *testing.T) {
 	if _, err := parseOptions([]string{"-h"}, env(), io.Discard); !errors.Is(err, flag.ErrHelp) {
 		t.Errorf("-h: %v", err)
 	}
-	// Settings the rpc package refuses, and a missing scripts directory,
-	// fail run before it connects.
-	for _, args := range [][]string{{"-queue-type", "stream"}, {"-scripts-dir", "/no/such/dir"}} {
+	// Bad settings fail run before it connects.
+	for _, args := range [][]string{{"-queue-type", "stream"}, {"-scripts-dir", "/no/such/dir"}, {"-worker-id", "a b"}} {
 		if err := run(t.Context(), args, env(), io.Discard); err == nil {
 			t.Errorf("run %v succeeded", args)
 		}

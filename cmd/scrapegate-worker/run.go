@@ -153,6 +153,14 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	if o.maxOutputBytes <= 0 {
 		return nil, fmt.Errorf("-max-output-bytes: must be positive, got %d", o.maxOutputBytes)
 	}
+	if o.queueType != rpc.QueueClassic && o.queueType != rpc.QueueQuorum {
+		return nil, fmt.Errorf("-queue-type: want %s or %s, got %q", rpc.QueueClassic, rpc.QueueQuorum, o.queueType)
+	}
+	if o.scriptsDir != "" {
+		if fi, err := os.Stat(o.scriptsDir); err != nil || !fi.IsDir() {
+			return nil, fmt.Errorf("-scripts-dir: %s is not a readable directory", o.scriptsDir)
+		}
+	}
 	if o.pool == "" || strings.ContainsAny(o.pool, " \t\r\n") {
 		return nil, fmt.Errorf("-pool: want a name without white space, got %q", o.pool)
 	}
