@@ -502,15 +502,17 @@ var connNameRe = regexp.MustCompile(`\{"connection_name",(?:longstr,)?"([^"]*)"\
 // Connections returns the broker connections on vhost.
 func Connections(t testing.TB, vhost string) []Conn {
 	t.Helper()
-	out := rabbitmqctl(t, "-q", "list_connections", "-p", vhost, "--no-table-headers", "name", "client_properties")
+	// list_connections ignores -p: list the vhost column and filter on it
+	out := rabbitmqctl(t, "-q", "list_connections", "--no-table-headers", "name", "vhost", "client_properties")
 	var conns []Conn
 	sc := bufio.NewScanner(strings.NewReader(out))
 	sc.Buffer(make([]byte, 0, 64*1024), 1024*1024)
 	for sc.Scan() {
-		name, props, ok := strings.Cut(sc.Text(), "\t")
-		if !ok {
+		fields := strings.SplitN(sc.Text(), "\t", 3)
+		if len(fields) != 3 || fields[1] != vhost {
 			continue
 		}
+		name, props := fields[0], fields[2]
 		c := Conn{Name: name}
 		if m := connNameRe.FindStringSubmatch(props); m != nil {
 			c.ClientName = m[1]

@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# bench/gateway.sh: load POST /scrape (the echo script) on the scrapegate
+# gateway with wrk at 1, 16, 64 and 256 connections, beside the raw AMQP RPC
+# loop in the same reply mode (the limit), in one run of the shared bench
+# (../shared/bench/run.sh: it installs wrk, starts its Go echo worker, and
+# prints req/s, latency percentiles and the CPU of every process). Then it
+# prints the gateway's CPU per call in microseconds.
+#
+# It starts the gateway itself: bin/scrapegate (make build) with the example
+# Caddyfile (JWT auth, rate limits raised out of the way, access log on), on
+# its own port and admin port, and stops it at the end.
+#
+# Environment (defaults):
+#   REPLY_MODE=queue       the gateway's reply mode: queue (named reply queue) or direct
+#   PHASES="raw gateway"   phases of the shared bench ("gateway" alone skips the limit;
+#                          add "node1" for the Node peer)
+#   DURATION=10 CONCS="1 16 64 256" WARMUP=2   passed to the shared bench
+#   GATEWAY_PORT=18080 GATEWAY_ADMIN=127.0.0.1:12019
+#   CADDYFILE=Caddyfile    the config the gateway runs
+#   ACCESS_LOG=1           0: run with the access log off (a copy of CADDYFILE without `log`)
+#   PPROF=0                1: take a 10 s CPU profile of the gateway during the c=64 step
+#                          into $OUT/gateway.pprof (needs DURATION >= 12)
+#   SHARED_BENCH=<repo>/../shared/bench   where run.sh lives
+#   OUT=<dir>              results (default: a new /tmp/scrapegate-bench.XXXXXX)
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+REPLY_MODE=${REPLY_MODE:-queue}
+PHASES=${PHASES:-"raw gateway"}
+GATEWAY_PORT=${GATEWAY_PORT:-18080}
+GATEWAY_ADMIN=${GATEWAY_ADMIN:-127.0.0.1:12019}
+CADDYFILE=${CADDYFILE:-Caddyfile}
+ACCESS_LOG=${ACCESS_LOG:-1}
+PPROF=${PPROF:-0}
+SHARED_BENCH=${SHARED_BENCH:-$ROOT/../shared/bench}
+OUT=${OUT:-$(mktemp -d /tmp/scrapegate-bench.XXXXXX)}
+export OUT DURATION=${DURATION:-10} CONCS=${CONCS:-"1 16 64 256"} WARMUP=${WARMUP:-2}
+export AMQP_URL=${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/}
+mkdir -p "$OUT"
+
+case $REPLY_MODE in
+queue) RAW_MODES=queue-confirm ;;
+direct) RAW_MODES=confirm ;;
+*) echo "REPLY_MODE must be queue or direct" >&2; exit 2 ;;
+esac
+export RAW_MODES PHASES
+
+[[ -x bin/scrapegate ]] || { echo "bin/scrapegate is missing: run make build" >&2; exit 1; }
+[[ -x $SHARED_BENCH/run.sh ]] || { echo "$SHARED_BENCH/run.sh not found (set SHARED_BENCH)" >&2; exit 1; }
+
+config=$CADDYFILE
+if [[ $ACCESS_LOG == 0 ]]; then
+	config=$OUT/bench.Caddyfile
+	grep -vE '^[[:space:]]*log[[:space:]]*$' "$CADDYFILE" >"$config"
+fi
+
+export JWT_SECRET_KEY=${JWT_SECRET_KEY:-$(openssl rand -hex 32)}
+gw_env=(
+	SCRAPEGATE_ADDR=":$GATEWAY_PORT" SCRAPEGATE_ADMIN="$GATEWAY_ADMIN" AMQP_REPLY_MODE="$REPLY_MODE"
+	RATE_LIMIT_REQUESTS=1000000000 SITE_RATE_LIMIT_REQUESTS=1000000000 MAX_IN_FLIGHT_PER_CLIENT=100000
+)
+env "${gw_env[@]}" bin/scrapegate run --config "$config" --adapter caddyfile >"$OUT/gateway.log" 2>&1 &
+GW=$!
+stop() {
+	kill -TERM "$GW" 2>/dev/null || true
+	wait "$GW" 2>/dev/null || true
+}
+trap stop EXIT
+trap 'exit 130' INT TERM
+
+for _ in $(seq 1 300); do
+	kill -0 "$GW" 2>/dev/null || { echo "the gateway exited:" >&2; tail -20 "$OUT/gateway.log" >&2; exit 1; }
+	curl -sf -o /dev/null "http://127.0.0.1:$GATEWAY_PORT/" && break
+	sleep 0.2
+done
+
+CLIENT_ID=bench
+TOKEN=$(bin/scrapegate token --client-id "$CLIENT_ID" 2>/dev/null | tail -1 || true)
+if [[ $TOKEN != *.*.* ]]; then
+	b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
+	now=$(date +%s)
+	h=$(printf '{"alg":"HS256","typ":"JWT"}' | b64url)
+	p=$(printf '{"sub":"%s","client_id":"%s","type":"access","iat":%d,"exp":%d}' "$CLIENT_ID" "$CLIENT_ID" "$now" $((now + 86400)) | b64url)
+	s=$(printf '%s.%s' "$h" "$p" | openssl dgst -sha256 -hmac "$JWT_SECRET_KEY" -binary | b64url)
+	TOKEN="$h.$p.$s"
+fi
+
+if [[ $PPROF == 1 ]]; then
+	(
+		# the c=64 step starts after the c=1 and c=16 steps (each WARMUP + DURATION + a quiet wait)
+		while ! grep -q '"target": "gateway".*"conc": 16,' "$OUT"/results.jsonl 2>/dev/null; do sleep 1; done
+		sleep $((WARMUP + 1))
+		curl -s -o "$OUT/gateway.pprof" "http://$GATEWAY_ADMIN/debug/pprof/profile?seconds=10"
+	) &
+fi
+
+GATEWAY_PID=$GW "$SHARED_BENCH/run.sh" "http://127.0.0.1:$GATEWAY_PORT/scrape" "$TOKEN"
+
+# the gateway's CPU per call: its CPU% of one core divided by its calls per second
+python3 - "$OUT/results.jsonl" <<'EOF'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+print("\n| target | conc | req/s | p50 ms | p99 ms | gateway CPU % | gateway CPU µs/call |")
+print("|---|---:|---:|---:|---:|---:|---:|")
+for d in rows:
+    if d["target"] != "gateway":
+        continue
+    r, c = d["result"], d["cpu"]
+    rps = r.get("rps", 0) or 0
+    us = (c["gateway"] / 100.0) / rps * 1e6 if rps else float("nan")
+    print("| gateway %s | %d | %.0f | %.2f | %.2f | %.1f | %.1f |" % (d["mode"], d["conc"], rps, r.get("p50_ms", 0), r.get("p99_ms", 0), c["gateway"], us))
+EOF
+echo "results in $OUT" >&2
