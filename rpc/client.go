@@ -51,6 +51,8 @@ type Client struct {
 
 	calls, replies, timeouts, returns, late, nacks, cancels atomic.Uint64
 	inFlight                                                atomic.Int64
+	// confirmed counts tasks the broker confirmed (for tests).
+	confirmed atomic.Uint64
 }
 
 // clientSession is what the client built on one connection.
@@ -292,6 +294,7 @@ func (c *Client) Call(ctx context.Context, t Task) (Reply, error) {
 		case <-dc.Done():
 			if dc.Acked() {
 				confirmed = true
+				c.confirmed.Add(1)
 				if c.cfg.AcceptedEvents {
 					c.publishAccepted(ch, &t)
 				}
@@ -307,6 +310,13 @@ func (c *Client) Call(ctx context.Context, t Task) (Reply, error) {
 			return Reply{}, ErrNacked
 		case r := <-cl.ch:
 			callPool.Put(cl)
+			if r.kind == outReply {
+				// The reply overtook the confirm: the broker did accept it.
+				c.confirmed.Add(1)
+				if c.cfg.AcceptedEvents {
+					c.publishAccepted(ch, &t)
+				}
+			}
 			return c.finish(&t, r)
 		case <-ctx.Done():
 			return c.abandon(ctx, ch, &t, cl)

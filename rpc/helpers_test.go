@@ -141,7 +141,6 @@ func startServer(tb testing.TB, cfg ServerConfig, h Handler) *Server {
 	return s
 }
 
-
 // startClient starts a client (closed at cleanup) and waits until connected.
 func startClient(tb testing.TB, cfg ClientConfig) *Client {
 	tb.Helper()

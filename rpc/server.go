@@ -315,7 +315,7 @@ func (h *serverHandler) stopping(ss *session) {
 	if sess == nil || sess.s != ss {
 		return
 	}
-	if err := sess.consume.Cancel(s.cfg.WorkerID, false); err != nil {
+	if err := sess.consume.Cancel(s.cfg.WorkerID, false); err != nil && !ss.isDead() {
 		s.logger.Warn("cancelling consumer", zap.Error(err))
 	}
 	t := time.NewTimer(s.cfg.GracePeriod)
