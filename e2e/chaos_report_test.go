@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -25,11 +26,19 @@ type chaosReport struct {
 	Baseline    leakSample
 	End         leakSample
 	LeakErr     error
+	// GatewayLog is the gateway's output (its access log names each
+	// attempt of a call, see callHeader).
+	GatewayLog string
 
 	// filled by analyse
 	violations  []violation
 	lost, late  int
 	ranAfter503 int
+	// reloadResets counts first attempts that a reload's closing of idle
+	// keep-alive connections failed before the gateway read them.
+	reloadResets int
+	// abandoned calls and what became of their tasks
+	abandoned, abandonedSeen, abandonedStartedBefore, abandonedSkipped int
 }
 
 // Violation classes, also the rows of the summary.
@@ -133,7 +142,25 @@ func (r *chaosReport) analyse() {
 // checkAnswers: every call ends with an allowed answer, within its timeout
 // plus one second, and never with a transport error it did not ask for.
 func (r *chaosReport) checkAnswers() {
+	var retried []string
 	for _, c := range r.Calls {
+		if c.FirstErr != "" {
+			retried = append(retried, c.Nonce+"/1")
+		}
+	}
+	read := attemptsInLog(r.GatewayLog, retried)
+	for _, c := range r.Calls {
+		if c.FirstErr != "" {
+			switch {
+			case read[c.Nonce+"/1"]:
+				r.violate(vReset, c.Phase, "%s: the gateway read the request, then closed the connection without an answer: %s",
+					c.describe(), c.FirstErr)
+			case !r.duringReload(c.FirstAt):
+				r.violate(vReset, c.Phase, "%s: a keep-alive connection was closed outside any reload: %s", c.describe(), c.FirstErr)
+			default:
+				r.reloadResets++
+			}
+		}
 		if !c.Disconnected.IsZero() {
 			continue
 		}
@@ -154,11 +181,52 @@ func (r *chaosReport) checkAnswers() {
 	}
 }
 
+// duringReload reports whether t falls in a reload fault (or the second
+// after it).
+func (r *chaosReport) duringReload(t time.Time) bool {
+	for _, f := range r.Faults {
+		if f.Name == faultReload && !t.Before(f.Start) && !t.After(f.End.Add(time.Second)) {
+			return true
+		}
+	}
+	return false
+}
+
+// attemptsInLog returns which of the call attempts (callHeader values) the
+// gateway's access log shows, that is which requests the gateway read.
+func attemptsInLog(log string, attempts []string) map[string]bool {
+	found := make(map[string]bool)
+	if len(attempts) == 0 {
+		return found
+	}
+	want := make(map[string]bool, len(attempts))
+	for _, a := range attempts {
+		want[a] = true
+	}
+	key := `"` + callHeader + `":["`
+	for rest := log; ; {
+		i := strings.Index(rest, key)
+		if i < 0 {
+			return found
+		}
+		rest = rest[i+len(key):]
+		if j := strings.IndexByte(rest, '"'); j >= 0 && want[rest[:j]] {
+			found[rest[:j]] = true
+		}
+	}
+}
+
 // taskEvents is what the events say about one request id.
 type taskEvents struct {
 	first     time.Time
 	started   []chaosEvent
 	completed []chaosEvent
+	// finished are the completed, failed and cancelled events (a task
+	// that ran to an end on some worker)
+	finished []chaosEvent
+	// skipped: a worker skipped the task (task.expired, or task.cancelled
+	// without a start)
+	skipped bool
 }
 
 // checkEvents: no task starts after its caller's deadline or after its
@@ -182,8 +250,19 @@ func (r *chaosReport) checkEvents() {
 			te.started = append(te.started, e)
 		case rpc.EventCompleted:
 			te.completed = append(te.completed, e)
+			te.finished = append(te.finished, e)
+		case rpc.EventFailed:
+			te.finished = append(te.finished, e)
+		case rpc.EventCancelled:
+			te.finished = append(te.finished, e)
+			if len(te.started) == 0 {
+				te.skipped = true
+			}
+		case rpc.EventExpired:
+			te.skipped = true
 		}
 	}
+	r.workerNotes(byID)
 
 	// calls whose request id the answer told
 	for _, c := range r.Calls {
@@ -237,6 +316,9 @@ func (r *chaosReport) checkEvents() {
 	// first event
 	calls := make(map[string][]*callRecord)
 	for _, c := range r.Calls {
+		if !c.Disconnected.IsZero() {
+			r.abandoned++
+		}
 		if c.Kind == kindDisconnect {
 			calls[c.Client] = append(calls[c.Client], c)
 		}
@@ -261,7 +343,15 @@ func (r *chaosReport) checkEvents() {
 			if c.Disconnected.IsZero() {
 				continue // answered: checked above by its request id
 			}
+			r.abandonedSeen++
 			for _, id := range ids {
+				te := byID[id]
+				if len(te.started) > 0 && !te.started[0].TS.After(c.Disconnected) {
+					r.abandonedStartedBefore++
+				}
+				if te.skipped {
+					r.abandonedSkipped++
+				}
 				for _, s := range byID[id].started {
 					if s.TS.After(c.Disconnected.Add(cancelSlack)) {
 						r.late++
@@ -271,6 +361,62 @@ func (r *chaosReport) checkEvents() {
 				}
 			}
 		}
+	}
+}
+
+// workerNotes tells, for each killed or stopped worker, how many tasks it
+// had started and not finished when the signal came, and what became of them.
+func (r *chaosReport) workerNotes(byID map[string]*taskEvents) {
+	for i := range r.Faults {
+		f := &r.Faults[i]
+		if f.Pid == 0 {
+			continue
+		}
+		// worker ids are <hostname>-<pid>-<random>
+		mark := "-" + strconv.Itoa(f.Pid) + "-"
+		inFlight, finishedThere, finishedElsewhere := 0, 0, 0
+		var elsewhere []string
+		for id, te := range byID {
+			var startedHere bool
+			for _, s := range te.started {
+				if strings.Contains(s.WorkerID, mark) && s.TS.Before(f.Start) {
+					startedHere = true
+				}
+			}
+			if !startedHere {
+				continue
+			}
+			done := false
+			for _, e := range te.finished {
+				if strings.Contains(e.WorkerID, mark) && e.TS.Before(f.Start) {
+					done = true
+				}
+			}
+			if done {
+				continue
+			}
+			inFlight++
+			for _, e := range te.finished {
+				if strings.Contains(e.WorkerID, mark) {
+					finishedThere++
+				} else {
+					finishedElsewhere++
+					if len(elsewhere) < 3 {
+						elsewhere = append(elsewhere, id)
+					}
+				}
+				break
+			}
+		}
+		note := fmt.Sprintf("pid %d had %d tasks running; %d finished on it, %d on another worker (redelivered)",
+			f.Pid, inFlight, finishedThere, finishedElsewhere)
+		if len(elsewhere) > 0 {
+			note += fmt.Sprintf(" %v", elsewhere)
+		}
+		if f.Note != "" {
+			note += "; " + f.Note
+		}
+		f.Note = note
 	}
 }
 
@@ -414,6 +560,7 @@ func (r *chaosReport) table() string {
 	fmt.Fprintf(&sb, "| answers other than 200 / 503 / 504 with the contract's code | %d | 0 |\n", byClass[vStatus])
 	fmt.Fprintf(&sb, "| answers later than timeout + 1 s | %d | 0 |\n", byClass[vSlow])
 	fmt.Fprintf(&sb, "| connection resets | %d | 0 |\n", byClass[vReset])
+	fmt.Fprintf(&sb, "| keep-alive connections a reload closed before the gateway read their request (sent again; Caddy/net/http behaviour) | %d | - |\n", r.reloadResets)
 	fmt.Fprintf(&sb, "| lost confirmed tasks | %d | 0 |\n", r.lost)
 	fmt.Fprintf(&sb, "| late executions (after the deadline or the disconnect) | %d | 0 |\n", r.late)
 	fmt.Fprintf(&sb, "| longest recovery after a fault | %.1f s | ≤ 10 s |\n", maxRec.Seconds())
@@ -421,6 +568,8 @@ func (r *chaosReport) table() string {
 	fmt.Fprintf(&sb, "| leaks after the run | %s | 0 (goroutines ≤ +%d) |\n", leak, r.Profile.GoroutineSlack)
 	fmt.Fprintf(&sb, "| tasks that ran though the caller got 503 BROKER_UNAVAILABLE (unconfirmed; allowed) | %d | - |\n", r.ranAfter503)
 	fmt.Fprintf(&sb, "| task events seen | %d | - |\n", len(r.Events))
+	fmt.Fprintf(&sb, "| calls abandoned by their client / their task seen by a worker / started before the disconnect / skipped (cancelled or expired) | %d / %d / %d / %d | - |\n",
+		r.abandoned, r.abandonedSeen, r.abandonedStartedBefore, r.abandonedSkipped)
 	for _, f := range r.Faults {
 		if f.Note != "" {
 			fmt.Fprintf(&sb, "\n- %s at %s: %s", f.Name, f.Start.Format("15:04:05"), f.Note)

@@ -9,6 +9,7 @@ import (
 	"io"
 	mrand "math/rand/v2"
 	"net/http"
+	"net/http/httptrace"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -84,8 +85,8 @@ var chaosProfiles = map[string]chaosProfile{
 	"short": {
 		Name: "short", Concurrency: 32, Workers: 2, WorkerConcurrency: 32,
 		TimeoutSlots: 2, DisconnectSlots: 4, NormalTimeout: 5, MaxSleepMS: 20,
-		Reloads: 3, BrokerDown: 2 * time.Second,
-		Warmup: 2 * time.Second, Steady: 2 * time.Second, Settle: time.Second,
+		Reloads: 3, BrokerDown: time.Second,
+		Warmup: 2 * time.Second, Steady: time.Second, Settle: 500 * time.Millisecond,
 		GoroutineSlack: 5,
 	},
 	"long": {
@@ -138,9 +139,15 @@ func TestChaos(t *testing.T) {
 		t.Logf("development run: faults %v only", faults)
 	}
 
+	testStart := time.Now()
 	b := startChaosBroker(t)
+	t.Logf("%v: broker node %s up", time.Since(testStart).Round(time.Millisecond), b.Node)
+	port := FreePort(t)
 	g := StartGateway(t, "Caddyfile", map[string]string{
-		"AMQP_URL": b.URL,
+		// ":PORT" is the example Caddyfile's plain-HTTP form (a host
+		// name, even 127.0.0.1, turns on automatic HTTPS)
+		"SCRAPEGATE_ADDR": fmt.Sprintf(":%d", port),
+		"AMQP_URL":        b.URL,
 		// The suite checks the RPC contract, not the limits: they must not
 		// answer 429 to its load. (rate_limit keeps a ring of `events`
 		// timestamps per client: a 1 s window keeps it small.)
@@ -148,6 +155,7 @@ func TestChaos(t *testing.T) {
 		"RATE_LIMIT_WINDOW":        "1s",
 		"MAX_IN_FLIGHT_PER_CLIENT": "100000",
 	})
+	g.URL = fmt.Sprintf("http://127.0.0.1:%d", port)
 	g.WaitHealthy(t, 60*time.Second)
 
 	ws := &workerSet{t: t, url: b.URL, args: []string{"-concurrency", strconv.Itoa(p.WorkerConcurrency)}}
@@ -169,7 +177,7 @@ func TestChaos(t *testing.T) {
 	if err != nil {
 		t.Fatalf("taking the baseline: %v", err)
 	}
-	t.Logf("baseline: %s", base)
+	t.Logf("%v: baseline: %s", time.Since(testStart).Round(time.Millisecond), base)
 
 	rep := &chaosReport{Profile: p, Start: time.Now()}
 	l.setPhase(phaseSteady)
@@ -196,6 +204,7 @@ func TestChaos(t *testing.T) {
 	rep.LoadEnd = time.Now()
 	rep.Faults = append(rep.Faults, calm)
 
+	t.Logf("%v: load stopped after %d calls", time.Since(testStart).Round(time.Millisecond), l.count())
 	rep.Drain = waitDrained(b, drainBound+10*time.Second)
 	rep.Baseline = base
 	rep.End, rep.LeakErr = waitNoLeaks(g, b, base, p.GoroutineSlack, 20*time.Second)
@@ -203,6 +212,7 @@ func TestChaos(t *testing.T) {
 	waitEventsQuiet(ev, 2*time.Second)
 
 	rep.Calls = l.records()
+	rep.GatewayLog = g.Logs()
 	rep.Events = ev.Events()
 	rep.WorkerExits = ws.exits()
 	rep.analyse()
@@ -271,6 +281,11 @@ type callRecord struct {
 	Stamp   time.Time
 	Err     string // transport error
 	BadBody string
+	// FirstErr is the error of a first attempt that failed on a reused
+	// keep-alive connection before any answer (FirstAt: when); the call was
+	// sent again.
+	FirstErr string
+	FirstAt  time.Time
 }
 
 // chaosLoad makes the calls and records them.
@@ -461,11 +476,19 @@ func (l *chaosLoad) call(parent context.Context, kind callKind, client string, s
 		defer tm.Stop()
 	}
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, l.g.URL+"/scrape", bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept-Language", "en")
-	req.Header.Set("Authorization", "Bearer "+l.tokens[client])
+	req.Header = callHeaders(l.tokens[client])
 	rec.Sent = time.Now()
-	resp, err := l.client.Do(req)
+	resp, unanswered, err := l.do(req, rec.Nonce+"/1")
+	if err != nil && unanswered && abandoned.Load() == 0 {
+		// A keep-alive connection the gateway closed before it sent a
+		// byte of an answer (the report checks, from the gateway's access
+		// log, that the request was never read): safe to send again, as
+		// an HTTP/1.1 client does for an idempotent request.
+		rec.FirstErr, rec.FirstAt = err.Error(), time.Now()
+		req, _ = http.NewRequestWithContext(ctx, http.MethodPost, l.g.URL+"/scrape", bytes.NewReader(body))
+		req.Header = callHeaders(l.tokens[client])
+		resp, _, err = l.do(req, rec.Nonce+"/2")
+	}
 	var raw []byte
 	if err == nil {
 		raw, err = io.ReadAll(resp.Body)
@@ -485,6 +508,33 @@ func (l *chaosLoad) call(parent context.Context, kind callKind, client string, s
 	}
 	rec.parseBody(raw)
 	return rec
+}
+
+// callHeader names each attempt of a call ("<nonce>/<attempt>"); the
+// gateway's access log shows it for every request the gateway read.
+const callHeader = "X-Chaos-Call"
+
+func callHeaders(token string) http.Header {
+	return http.Header{
+		"Content-Type":    {"application/json"},
+		"Accept-Language": {"en"},
+		"Authorization":   {"Bearer " + token},
+	}
+}
+
+// do sends one attempt of a call; unanswered reports that the attempt went
+// out on a reused keep-alive connection and failed before any byte of an
+// answer came back.
+func (l *chaosLoad) do(req *http.Request, attempt string) (resp *http.Response, unanswered bool, err error) {
+	req.Header.Set(callHeader, attempt)
+	var reused, answered atomic.Bool
+	trace := &httptrace.ClientTrace{
+		GotConn:              func(info httptrace.GotConnInfo) { reused.Store(info.Reused) },
+		GotFirstResponseByte: func() { answered.Store(true) },
+	}
+	req = req.WithContext(httptrace.WithClientTrace(req.Context(), trace))
+	resp, err = l.client.Do(req)
+	return resp, err != nil && reused.Load() && !answered.Load(), err
 }
 
 // parseBody reads the answer's body into the record.
@@ -617,6 +667,8 @@ type faultRecord struct {
 	End  time.Time
 	Err  string
 	Note string
+	// Pid is the worker a worker fault killed or stopped.
+	Pid int
 	// Recovery is computed by the report.
 	Recovery  time.Duration
 	Recovered bool
@@ -656,7 +708,7 @@ func (fi *faultInjector) inject(name string) faultRecord {
 		e.Took = time.Since(f.Start)
 		fi.ws.exited(e)
 		fi.ws.start()
-		f.Note = fmt.Sprintf("killed pid %d", e.Pid)
+		f.Pid = e.Pid
 	case faultWorkerTerm:
 		w := fi.ws.oldest()
 		w.Signal(syscall.SIGTERM)
@@ -669,7 +721,8 @@ func (fi *faultInjector) inject(name string) faultRecord {
 		}
 		fi.ws.exited(e)
 		fi.ws.start()
-		f.Note = fmt.Sprintf("pid %d stopped in %v", e.Pid, e.Took.Round(time.Millisecond))
+		f.Pid = e.Pid
+		f.Note = fmt.Sprintf("exited %v after SIGTERM", e.Took.Round(time.Millisecond))
 	case faultBrokerRestart:
 		if err = fi.b.StopApp(); err == nil {
 			time.Sleep(fi.p.BrokerDown)
