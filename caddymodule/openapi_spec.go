@@ -595,8 +595,19 @@ func (b *specBuilder) parametersExample(s ScriptDescription) any {
 	var schema map[string]any
 	_ = json.Unmarshal(s.ParametersSchema, &schema)
 	ex := exampleFromSchema(schema, 0)
-	if m, ok := ex.(map[string]any); s.Name == "echo" && (ex == nil || (ok && len(m) == 0)) {
-		return echoExample
+	if s.Name == "echo" && schema["additionalProperties"] != false {
+		// echo returns its parameters: show it returning something.
+		m, _ := ex.(map[string]any)
+		out := map[string]any{}
+		for k, v := range echoExample {
+			out[k] = v
+		}
+		for k, v := range m {
+			if k != "sleep_ms" {
+				out[k] = v
+			}
+		}
+		return out
 	}
 	if ex == nil {
 		return map[string]any{}

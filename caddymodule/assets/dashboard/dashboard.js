@@ -318,22 +318,27 @@
       var tx = svg("text", { x: L + pw * x[1] / (WINDOW - 1), y: H - 6, "text-anchor": x[1] ? (x[1] === WINDOW - 1 ? "end" : "middle") : "start" });
       tx.textContent = x[0]; root.appendChild(tx);
     });
-    var bw = pw / WINDOW, d50 = "", d99 = "";
+    // bars for calls (failed ones stacked in red), latency as lines that
+    // break where a second had no call, with a dot on each second
+    var bw = pw / WINDOW, d50 = "", d99 = "", prev = false, dots = [];
     for (var i = 0; i < WINDOW; i++) {
       var q = points[start + i];
-      if (!q) { continue; }
+      if (!q || q.calls <= 0) { prev = false; continue; }
       var x0 = L + i * bw;
-      if (q.calls > 0) {
-        var hc = ph * q.calls / yc, hf = ph * q.failed / yc;
-        root.appendChild(svg("rect", { x: x0, y: T + ph - hc, width: Math.max(bw, 1), height: hc - hf, "class": "calls" }));
-        if (hf > 0) { root.appendChild(svg("rect", { x: x0, y: T + ph - hf, width: Math.max(bw, 1), height: hf, "class": "failed" })); }
-        var cx = x0 + bw / 2;
-        d50 += (d50 ? " L" : "M") + cx.toFixed(1) + " " + (T + ph - ph * q.p50 / yl).toFixed(1);
-        d99 += (d99 ? " L" : "M") + cx.toFixed(1) + " " + (T + ph - ph * q.p99 / yl).toFixed(1);
-      }
+      var hc = ph * q.calls / yc, hf = ph * q.failed / yc;
+      root.appendChild(svg("rect", { x: x0, y: T + ph - hc, width: Math.max(bw, 1.5), height: hc - hf, "class": "calls" }));
+      if (hf > 0) { root.appendChild(svg("rect", { x: x0, y: T + ph - hf, width: Math.max(bw, 1.5), height: hf, "class": "failed" })); }
+      var cx = (x0 + bw / 2).toFixed(1), y50 = (T + ph - ph * q.p50 / yl).toFixed(1), y99 = (T + ph - ph * q.p99 / yl).toFixed(1);
+      d50 += (prev ? " L" : " M") + cx + " " + y50;
+      d99 += (prev ? " L" : " M") + cx + " " + y99;
+      dots.push([cx, y50, "p50"], [cx, y99, "p99"]);
+      prev = true;
     }
-    if (d50) { root.appendChild(svg("path", { d: d50, "class": "p50" })); }
-    if (d99) { root.appendChild(svg("path", { d: d99, "class": "p99" })); }
+    if (d50) { root.appendChild(svg("path", { d: d50.trim(), "class": "p50" })); }
+    if (d99) { root.appendChild(svg("path", { d: d99.trim(), "class": "p99" })); }
+    if (dots.length <= 240) {
+      dots.forEach(function (d) { root.appendChild(svg("circle", { cx: d[0], cy: d[1], r: 2.5, "class": "dot-" + d[2] })); });
+    }
     box.textContent = "";
     box.appendChild(root);
     box.setAttribute("aria-label", total
@@ -347,20 +352,27 @@
     "task.accepted": "queued", "task.started": "running", "task.progress": "running",
     "task.completed": "completed", "task.failed": "failed", "task.expired": "expired", "task.cancelled": "cancelled"
   };
-  var FINAL = { completed: true, failed: true, expired: true, cancelled: true };
+  // An event's place in a task's life. Events come from the gateway and the
+  // workers on separate paths, so they can arrive out of order: a task shows
+  // its events in this order, and the state of the furthest one.
+  var RANK = { accepted: 0, started: 1, progress: 2, completed: 3, failed: 3, expired: 3, cancelled: 3 };
+  function rank(name) { return RANK[name] === undefined ? 2 : RANK[name]; }
 
   function onTaskEvent(m) {
     var ev = m.data || {};
     var id = m.request_id || ev.request_id;
     if (!id) { return; }
-    var t = tasks[id] || (tasks[id] = { id: id, events: [], state: "queued", first: m.timestamp });
-    var state = STATES[m.type] || m.type.slice(5);
-    // events can arrive out of order: a final state is never undone
-    if (!FINAL[t.state] || FINAL[state]) { t.state = state; }
+    var t = tasks[id] || (tasks[id] = { id: id, events: [], state: "queued", top: -1, first: m.timestamp });
+    var name = m.type.slice(5);
+    if (t.events.length === 0 || rank(name) >= t.top) {
+      t.top = rank(name);
+      t.state = STATES[m.type] || name;
+    }
     t.script = ev.script_name || t.script;
     t.worker = ev.worker_id || t.worker;
     t.updated = m.timestamp || new Date().toISOString();
-    t.events.push(m.type.slice(5));
+    t.events.push(name);
+    t.events.sort(function (a, b) { return rank(a) - rank(b); });
     var detail = ev.data || {};
     if (detail.error_code) { t.code = detail.error_code; }
     t.fresh = true;

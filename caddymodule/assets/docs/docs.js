@@ -26,7 +26,10 @@
 
   function authorize() {
     if (!ui) { return; }
-    ui.authActions.logout(["bearerAuth", "apiKeyAuth"]);
+    var current = ui.authSelectors.authorized();
+    if (current && current.size) {
+      ui.authActions.logout(["bearerAuth", "apiKeyAuth"]);
+    }
     if (token) {
       ui.preauthorizeApiKey(isJWT(token) ? "bearerAuth" : "apiKeyAuth", token);
     }
