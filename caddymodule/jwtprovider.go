@@ -39,7 +39,10 @@ const (
 // jwtNow is the clock tokens are checked against (tests replace it).
 var jwtNow = time.Now
 
-// JWTProvider authenticates `Authorization: Bearer <JWT>` access tokens. It
+// JWTProvider authenticates `Authorization: Bearer <JWT>` access tokens
+// (and, on a WebSocket upgrade without an Authorization header, the token of
+// a `bearer.<token>` subprotocol or a `token` query parameter: see
+// WebSocketToken). It
 // is the caddyauth provider `http.authentication.providers.scrapegate_jwt`
 // (not `...providers.jwt`, which another plugin registers), used by the
 // jwt_auth handler and usable in Caddy's own `authentication` handler too.
@@ -310,9 +313,10 @@ func (p *JWTProvider) Cleanup() error {
 // realm returns the realm of the provider's challenge.
 func (p *JWTProvider) realm() string { return p.Realm }
 
-// hasCredential reports whether r has an Authorization header.
+// hasCredential reports whether r has an Authorization header, or is a
+// WebSocket upgrade with a token in place of one (see WebSocketToken).
 func (p *JWTProvider) hasCredential(r *http.Request) bool {
-	return len(r.Header.Values("Authorization")) > 0
+	return len(r.Header.Values("Authorization")) > 0 || WebSocketToken(r) != ""
 }
 
 // verify checks the bearer token of r. It returns the user, or the reason
@@ -321,6 +325,11 @@ func (p *JWTProvider) verify(r *http.Request) (caddyauth.User, string, error) {
 	vals := r.Header.Values("Authorization")
 	switch {
 	case len(vals) == 0:
+		// browsers cannot set headers on a WebSocket: a token may come as a
+		// subprotocol or a query parameter of the upgrade request
+		if token := WebSocketToken(r); token != "" {
+			return p.verifyToken(r.Context(), token)
+		}
 		return caddyauth.User{}, reasonMissing, nil
 	case len(vals) > 1:
 		return caddyauth.User{}, "more than one Authorization header", nil

@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"crypto/hmac"
 	"crypto/sha256"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -262,6 +263,42 @@ func TestJWTProviderSecretFromEnv(t *testing.T) {
 	p := provisionJWT(t, &JWTProvider{Secret: "{env.SCRAPEGATE_UNIT_SECRET}"})
 	if _, reason, _ := p.verify(bearerRequest("Bearer " + hs256(t, accessClaims("alice")))); reason != "" {
 		t.Fatalf("reason = %q", reason)
+	}
+}
+
+// TestJWTProviderWebSocketToken checks the token of a WebSocket upgrade
+// without an Authorization header: as a subprotocol or a query parameter.
+func TestJWTProviderWebSocketToken(t *testing.T) {
+	p := provisionJWT(t, &JWTProvider{Secret: testSecret})
+	tok := hs256(t, accessClaims("browser"))
+	upgrade := func(target string, protocols string) *http.Request {
+		r := httptest.NewRequest(http.MethodGet, target, nil)
+		r.Header.Set("Connection", "Upgrade")
+		r.Header.Set("Upgrade", "websocket")
+		if protocols != "" {
+			r.Header.Set("Sec-WebSocket-Protocol", protocols)
+		}
+		return r
+	}
+	for name, r := range map[string]*http.Request{
+		"subprotocol": upgrade("/ws", "scrapegate.v1, bearer."+tok),
+		"query":       upgrade("/ws?token="+tok, ""),
+	} {
+		if !p.hasCredential(r) {
+			t.Fatalf("%s: no credential seen", name)
+		}
+		if user, reason, err := p.verify(r); err != nil || reason != "" || user.ID != "browser" {
+			t.Fatalf("%s: verify = %q, %q, %v", name, user.ID, reason, err)
+		}
+	}
+	// not an upgrade: the query token is ignored
+	r := httptest.NewRequest(http.MethodGet, "/ws?token="+tok, nil)
+	if p.hasCredential(r) {
+		t.Fatal("query token of a plain request taken")
+	}
+	// a bad token in a subprotocol is refused with its reason
+	if _, reason, _ := p.verify(upgrade("/ws", "scrapegate.v1, bearer.x.y.z")); reason != "invalid signature" && reason != reasonMalformed {
+		t.Fatalf("reason %q", reason)
 	}
 }
 
