@@ -276,6 +276,7 @@ func (h *serverHandler) up(ss *session) error {
 		ss.goroutine(func() { s.consumeDead(sess, dead) })
 	}
 
+	s.cur.Store(sess)
 	if sess.consume, err = ss.channel(); err != nil {
 		return err
 	}
@@ -300,7 +301,6 @@ func (h *serverHandler) up(ss *session) error {
 		workers.Wait()
 		close(sess.idle)
 	})
-	s.cur.Store(sess)
 	s.publishHeartbeat(sess)
 	s.readyOnce.Do(func() { close(s.ready) })
 	return nil
