@@ -200,7 +200,7 @@ func BenchmarkHubPublish(b *testing.B) {
 	h := newHub()
 	subs := make([]*hubSub, 10_000)
 	for i := range subs {
-		subs[i] = h.newSub(fmt.Sprint("c", i), false, 1<<20, nil)
+		subs[i] = h.newSub(fmt.Sprint("c", i), false, 4, nil)
 		h.add(subs[i])
 	}
 	events := make([]rpc.Event, len(subs))

@@ -267,10 +267,15 @@ func (h *WSStatus) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp
 	h.mu.Lock()
 	closed := h.closed
 	if !closed {
-		h.conns.Add(1)
-		defer h.conns.Done()
+		h.conns.Add(1) // Done by the socket's goroutine, or below on failure
 	}
 	h.mu.Unlock()
+	served := false
+	defer func() {
+		if !closed && !served {
+			h.conns.Done()
+		}
+	}()
 
 	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{
 		Subprotocols:       []string{WSSubprotocol},
@@ -289,7 +294,18 @@ func (h *WSStatus) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp
 		return nil
 	}
 	h.tickOnce.Do(func() { go h.tick() })
-	h.serve(c, clientID, admin, r.Header.Get("Accept-Language"), h.connectSnapshot())
+	// The socket is served on a goroutine of its own and ServeHTTP returns
+	// (the access log then records the handshake): the request's goroutine
+	// holds a deep stack and Caddy's per-request state, which a long-lived
+	// socket need not keep (about half the memory of an idle socket).
+	// Cleanup waits for these goroutines; none outlives its config.
+	first := h.connectSnapshot()
+	lang := r.Header.Get("Accept-Language")
+	served = true
+	go func() {
+		defer h.conns.Done()
+		h.serve(c, clientID, admin, lang, first)
+	}()
 	return nil
 }
 
