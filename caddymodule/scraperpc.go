@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -305,45 +306,168 @@ func taskError(te *rpc.TaskError) error {
 	return Error(code, te.Message, nil)
 }
 
-// writeResult writes the 200 answer of a call whose script ran.
+// writeResult writes the 200 answer of a call whose script ran: the
+// ScrapeResponse, encoded by appendResult.
 func writeResult(w http.ResponseWriter, c *call, reply *rpc.Reply) error {
 	c.outcome = string(rpc.StatusCompleted)
-	resp := ScrapeResponse{
-		RequestID:     c.requestID,
-		Status:        string(rpc.StatusCompleted),
-		Data:          reply.Data,
-		ExecutionTime: reply.ExecutionTime,
-		CreatedAt:     c.start.UTC(),
-		CompletedAt:   reply.CompletedAt,
+	if reply.Status == rpc.StatusFailed {
+		c.outcome, c.errorCode = OutcomeFailed, reply.Code()
+	}
+	bp := slicePool.Get().(*[]byte)
+	b := appendResult((*bp)[:0], c.requestID, c.start, reply)
+	hdr := w.Header()
+	hdr["Content-Type"] = jsonContentType
+	hdr["Content-Length"] = []string{strconv.Itoa(len(b))}
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(b)
+	if cap(b) <= 64<<10 {
+		*bp = b
+		slicePool.Put(bp)
+	}
+	return nil
+}
+
+// slicePool recycles the buffers results are encoded in.
+var slicePool = sync.Pool{New: func() any {
+	b := make([]byte, 0, 1024)
+	return &b
+}}
+
+// jsonContentType is the Content-Type of every JSON answer (shared, never
+// modified).
+var jsonContentType = []string{"application/json; charset=utf-8"}
+
+// appendResult appends the JSON of the ScrapeResponse of reply to b, as
+// encoding/json would encode it (with a trailing newline), without its
+// reflection: this is the hot path of every call. reply.Data is valid JSON
+// (the rpc client decoded the reply with encoding/json) and is copied as it
+// is, compacted, without encoding/json's HTML escaping; an empty one is null.
+func appendResult(b []byte, requestID string, created time.Time, reply *rpc.Reply) []byte {
+	b = append(b, `{"request_id":`...)
+	b = appendJSONString(b, requestID)
+	if reply.Status == rpc.StatusFailed {
+		b = append(b, `,"status":"failed","data":`...)
+	} else {
+		b = append(b, `,"status":"completed","data":`...)
+	}
+	if len(reply.Data) == 0 {
+		b = append(b, "null"...)
+	} else {
+		b = appendCompact(b, reply.Data)
 	}
 	if reply.Status == rpc.StatusFailed {
-		code := reply.Code()
-		c.outcome, c.errorCode = OutcomeFailed, code
-		resp.Status = string(rpc.StatusFailed)
-		resp.ErrorCode = &code
 		msg := ""
 		if reply.Error != nil {
 			msg = *reply.Error
 		}
-		resp.Error = &msg
+		b = append(b, `,"error":`...)
+		b = appendJSONString(b, msg)
+		b = append(b, `,"error_code":`...)
+		b = appendJSONString(b, reply.Code())
+	} else {
+		b = append(b, `,"error":null,"error_code":null`...)
 	}
-	if len(resp.Data) == 0 {
-		resp.Data = json.RawMessage("null")
+	b = append(b, `,"execution_time":`...)
+	b = appendJSONFloat(b, reply.ExecutionTime)
+	b = append(b, `,"created_at":"`...)
+	b = created.UTC().AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","completed_at":"`...)
+	completed := reply.CompletedAt
+	if completed.IsZero() {
+		completed = time.Now()
 	}
-	if resp.CompletedAt.IsZero() {
-		resp.CompletedAt = time.Now().UTC()
+	b = completed.UTC().AppendFormat(b, time.RFC3339Nano)
+	return append(b, "\"}\n"...)
+}
+
+// appendCompact appends raw JSON, compacted when it has insignificant
+// white space (as encoding/json does with a json.RawMessage).
+func appendCompact(b, raw []byte) []byte {
+	if bytes.IndexAny(raw, " \t\r\n") < 0 {
+		return append(b, raw...)
 	}
-	buf := getBuffer()
-	defer putBuffer(buf)
-	if err := json.NewEncoder(buf).Encode(&resp); err != nil {
-		return Error(CodeInternalError, "", fmt.Errorf("encoding result: %w", err))
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, raw); err != nil {
+		return append(b, "null"...)
 	}
-	hdr := w.Header()
-	hdr.Set("Content-Type", "application/json; charset=utf-8")
-	hdr.Set("Content-Length", strconv.Itoa(buf.Len()))
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(buf.Bytes())
-	return nil
+	return append(b, buf.Bytes()...)
+}
+
+// appendJSONFloat appends f as encoding/json formats a float64.
+func appendJSONFloat(b []byte, f float64) []byte {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return append(b, '0')
+	}
+	abs := math.Abs(f)
+	format := byte('f')
+	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	b = strconv.AppendFloat(b, f, format, -1, 64)
+	if format == 'e' {
+		// clean up e-09 to e-9, as encoding/json does
+		n := len(b)
+		if n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+			b[n-2] = b[n-1]
+			b = b[:n-1]
+		}
+	}
+	return b
+}
+
+// appendJSONString appends s as a JSON string, escaped as encoding/json
+// escapes it (HTML-safe, invalid UTF-8 replaced, U+2028/U+2029 escaped).
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }
 
 // checkContentType accepts application/json (any parameters, a utf-8
@@ -412,46 +536,56 @@ type scrapeRequest struct {
 	timeout       time.Duration
 }
 
-// knownFields are the fields of a POST /scrape body.
-var knownFields = []string{"script_name", "script_version", "parameters", "timeout"}
-
 // decodeScrapeRequest decodes body strictly and validates every field: a
 // body that is not JSON is MALFORMED_JSON; anything else wrong is one
 // VALIDATION_ERROR whose detail names each bad field ("field: problem",
-// joined by "; "), unknown fields first.
+// joined by "; "), unknown fields first. Field names match exactly (unlike
+// encoding/json's case-insensitive matching). The raw values it returns
+// (parameters) alias body.
 func decodeScrapeRequest(body []byte, defTimeout, maxTimeout time.Duration) (scrapeRequest, error) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return scrapeRequest{}, Error(CodeMalformedJSON, "the body is empty", nil)
 	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(body, &fields); err != nil {
+	if !json.Valid(body) {
+		var v any
 		var se *json.SyntaxError
-		var te *json.UnmarshalTypeError
-		switch {
-		case errors.As(err, &se):
+		if err := json.Unmarshal(body, &v); errors.As(err, &se) {
 			return scrapeRequest{}, Error(CodeMalformedJSON, se.Error()+" (offset "+strconv.FormatInt(se.Offset, 10)+")", nil)
-		case errors.As(err, &te):
-			return scrapeRequest{}, Error(CodeValidationError, "body: must be a JSON object", nil)
-		default:
-			return scrapeRequest{}, Error(CodeMalformedJSON, "the body is not JSON", nil)
 		}
+		return scrapeRequest{}, Error(CodeMalformedJSON, "the body is not JSON", nil)
 	}
 
-	var problems []string
-	for name := range fields {
-		if !slices.Contains(knownFields, name) {
-			problems = append(problems, "unknown field "+strconv.Quote(name))
+	var (
+		scriptName, scriptVersion, parameters, timeout []byte
+		problems                                       []string
+	)
+	isObject := scanObject(body, func(key, raw []byte) {
+		switch string(key) {
+		case "script_name":
+			scriptName = raw
+		case "script_version":
+			scriptVersion = raw
+		case "parameters":
+			parameters = raw
+		case "timeout":
+			timeout = raw
+		default:
+			problems = append(problems, "unknown field "+strconv.Quote(string(key)))
 		}
+	})
+	if !isObject {
+		return scrapeRequest{}, Error(CodeValidationError, "body: must be a JSON object", nil)
 	}
 	slices.Sort(problems)
+	problems = slices.Compact(problems)
 
 	req := scrapeRequest{timeout: defTimeout, parameters: json.RawMessage("{}")}
 	bad := func(field, problem string) { problems = append(problems, field+": "+problem) }
 
 	// script_name
-	if raw, ok := fields["script_name"]; !ok || isNull(raw) {
+	if scriptName == nil || isNull(scriptName) {
 		bad("script_name", "required")
-	} else if s, ok := jsonString(raw); !ok {
+	} else if s, ok := jsonString(scriptName); !ok {
 		bad("script_name", "must be a string")
 	} else if p := scriptNameProblem(s); p != "" {
 		bad("script_name", p)
@@ -460,8 +594,8 @@ func decodeScrapeRequest(body []byte, defTimeout, maxTimeout time.Duration) (scr
 	}
 
 	// script_version
-	if raw, ok := fields["script_version"]; ok && !isNull(raw) {
-		if s, ok := jsonString(raw); !ok {
+	if scriptVersion != nil && !isNull(scriptVersion) {
+		if s, ok := jsonString(scriptVersion); !ok {
 			bad("script_version", "must be a string or null")
 		} else if s == "" || len(s) > maxScriptVersion {
 			bad("script_version", "must be 1 to "+strconv.Itoa(maxScriptVersion)+" characters")
@@ -471,20 +605,20 @@ func decodeScrapeRequest(body []byte, defTimeout, maxTimeout time.Duration) (scr
 	}
 
 	// parameters
-	if raw, ok := fields["parameters"]; ok && !isNull(raw) {
-		if raw[0] != '{' {
+	if parameters != nil && !isNull(parameters) {
+		if parameters[0] != '{' {
 			bad("parameters", "must be an object")
 		} else {
-			req.parameters = raw
+			req.parameters = parameters
 		}
 	}
 
 	// timeout
-	if raw, ok := fields["timeout"]; ok && !isNull(raw) {
+	if timeout != nil && !isNull(timeout) {
 		maxS := float64(maxTimeout / time.Second)
-		f, err := strconv.ParseFloat(string(raw), 64)
+		f, err := strconv.ParseFloat(string(timeout), 64)
 		switch {
-		case !isNumber(raw) || (err != nil && !errors.Is(err, strconv.ErrRange)) || f != math.Trunc(f):
+		case !isNumber(timeout) || (err != nil && !errors.Is(err, strconv.ErrRange)) || f != math.Trunc(f):
 			bad("timeout", "must be an integer number of seconds")
 		case f < 1 || f > maxS:
 			bad("timeout", "must be between 1 and "+strconv.FormatFloat(maxS, 'f', 0, 64))
@@ -497,6 +631,106 @@ func decodeScrapeRequest(body []byte, defTimeout, maxTimeout time.Duration) (scr
 		return scrapeRequest{}, Error(CodeValidationError, strings.Join(problems, "; "), nil)
 	}
 	return req, nil
+}
+
+// scanObject calls fn with the (unescaped) key and the raw value of each
+// member of the JSON object in body, in order, without allocating for plain
+// ASCII keys; other keys are decoded as encoding/json decodes them. body must be valid JSON (json.Valid); scanObject
+// reports false when it is not an object.
+func scanObject(body []byte, fn func(key, raw []byte)) bool {
+	i := skipSpace(body, 0)
+	if i >= len(body) || body[i] != '{' {
+		return false
+	}
+	i = skipSpace(body, i+1)
+	if body[i] == '}' {
+		return true
+	}
+	for {
+		end := stringEnd(body, i)
+		key := body[i+1 : end-1]
+		if needsUnquote(key) {
+			var k string
+			_ = json.Unmarshal(body[i:end], &k) // valid JSON: cannot fail
+			key = []byte(k)
+		}
+		i = skipSpace(body, end)
+		i = skipSpace(body, i+1) // past ':'
+		vend := valueEnd(body, i)
+		fn(key, body[i:vend])
+		i = skipSpace(body, vend)
+		if body[i] == '}' {
+			return true
+		}
+		i = skipSpace(body, i+1) // past ','
+	}
+}
+
+// needsUnquote reports whether a raw JSON string's content needs decoding:
+// it has escapes or non-ASCII bytes (which may be invalid UTF-8).
+func needsUnquote(raw []byte) bool {
+	for _, c := range raw {
+		if c == '\\' || c >= utf8.RuneSelf {
+			return true
+		}
+	}
+	return false
+}
+
+// skipSpace returns the index of the first non-space byte at or after i.
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// stringEnd returns the index just past the JSON string starting at b[i].
+func stringEnd(b []byte, i int) int {
+	for i++; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return len(b)
+}
+
+// valueEnd returns the index just past the JSON value starting at b[i].
+func valueEnd(b []byte, i int) int {
+	switch b[i] {
+	case '"':
+		return stringEnd(b, i)
+	case '{', '[':
+		depth := 0
+		for i < len(b) {
+			switch b[i] {
+			case '"':
+				i = stringEnd(b, i)
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+			i++
+		}
+		return len(b)
+	default: // number, true, false, null
+		for i < len(b) {
+			switch b[i] {
+			case ',', '}', ']', ' ', '\t', '\n', '\r':
+				return i
+			}
+			i++
+		}
+		return len(b)
+	}
 }
 
 // isNull reports whether a raw JSON value is null (json.Unmarshal hands
@@ -513,7 +747,7 @@ func jsonString(raw json.RawMessage) (string, bool) {
 	if len(raw) < 2 || raw[0] != '"' {
 		return "", false
 	}
-	if bytes.IndexByte(raw, '\\') < 0 {
+	if !needsUnquote(raw[1 : len(raw)-1]) {
 		return string(raw[1 : len(raw)-1]), true
 	}
 	var s string

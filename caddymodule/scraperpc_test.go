@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/caddyserver/caddy/v2"
@@ -121,7 +123,9 @@ func TestScrapeRPCErrors(t *testing.T) {
 		{name: "cut json", body: `{"script_name":"echo"`, status: 400, code: CodeMalformedJSON},
 		{name: "trailing garbage", body: `{"script_name":"echo"} x`, status: 400, code: CodeMalformedJSON},
 		{name: "array", body: `[]`, status: 422, code: CodeValidationError, detail: "body: must be a JSON object"},
-		{name: "null body", body: `null`, status: 422, code: CodeValidationError, detail: "script_name: required"},
+		{name: "null body", body: `null`, status: 422, code: CodeValidationError, detail: "body: must be a JSON object"},
+		{name: "string body", body: `"echo"`, status: 422, code: CodeValidationError, detail: "body: must be a JSON object"},
+		{name: "escaped unknown key", body: `{"script_name":"echo","f\u006fo":1,"foo":2}`, status: 422, code: CodeValidationError, detail: `unknown field "foo"`},
 		{name: "unknown field", body: `{"script_name":"echo","foo":1}`, status: 422, code: CodeValidationError, detail: `unknown field "foo"`},
 		{name: "case matters", body: `{"Script_Name":"echo"}`, status: 422, code: CodeValidationError, detail: `unknown field "Script_Name"`},
 		{name: "missing name", body: `{}`, status: 422, code: CodeValidationError, detail: "script_name: required"},
@@ -388,6 +392,85 @@ func TestScrapeRPCValidate(t *testing.T) {
 	}
 }
 
+func TestDecodeScrapeRequestShapes(t *testing.T) {
+	cases := []struct {
+		body    string
+		name    string
+		version string
+		params  string
+		timeout time.Duration
+	}{
+		{body: ` { "script_name" : "echo" } `, name: "echo", params: `{}`, timeout: DefaultTimeout},
+		{body: `{"script_n\u0061me":"e\u0063ho","parameters":{"a":[1,{"b":"}]\""}],"c":null} ,"timeout":7}`, name: "echo", params: `{"a":[1,{"b":"}]\""}],"c":null}`, timeout: 7 * time.Second},
+		{body: "{\n\t\"timeout\": 1e1,\r\n\"script_version\":\"1.0.0\",\"script_name\":\"a-b_C9\"}", name: "a-b_C9", version: "1.0.0", params: `{}`, timeout: 10 * time.Second},
+		{body: `{"script_name":"x","script_name":"echo"}`, name: "echo", params: `{}`, timeout: DefaultTimeout},
+	}
+	for _, tc := range cases {
+		req, err := decodeScrapeRequest([]byte(tc.body), DefaultTimeout, DefaultMaxTimeout)
+		if err != nil {
+			t.Errorf("%s: %v", tc.body, err)
+			continue
+		}
+		version := ""
+		if req.scriptVersion != nil {
+			version = *req.scriptVersion
+		}
+		if req.scriptName != tc.name || version != tc.version || string(req.parameters) != tc.params || req.timeout != tc.timeout {
+			t.Errorf("%s: got %+v", tc.body, req)
+		}
+	}
+}
+
+func TestAppendResultMatchesEncodingJSON(t *testing.T) {
+	created := time.Date(2026, 11, 26, 2, 0, 0, 123456789, time.FixedZone("KST", 9*3600))
+	completed := time.Date(2026, 11, 26, 2, 0, 1, 0, time.UTC)
+	cases := []rpc.Reply{
+		{Status: rpc.StatusCompleted, Data: json.RawMessage(`{"url":"https://example.com","n":[1,2.5,null]}`), ExecutionTime: 0.012, CompletedAt: completed},
+		{Status: rpc.StatusCompleted, Data: json.RawMessage("{ \"a\" : [ 1 , 2 ]\n}"), ExecutionTime: 6.2e-7, CompletedAt: completed},
+		{Status: rpc.StatusCompleted, ExecutionTime: 0, CompletedAt: completed},
+		{Status: rpc.StatusCompleted, Data: json.RawMessage(`"\u00e9\n"`), ExecutionTime: 1e22, CompletedAt: completed},
+		{Status: rpc.StatusFailed, Error: strp("boom \"quoted\" \\ \n\t\x01 \b\f é 한국어 \u2028 \xff"), ErrorCode: strp(rpc.CodeScriptTimeout), ExecutionTime: 30, CompletedAt: completed},
+		{Status: rpc.StatusFailed, CompletedAt: completed},
+	}
+	for i, reply := range cases {
+		got := appendResult(nil, "rid-\"1", created, &reply)
+		resp := ScrapeResponse{
+			RequestID: "rid-\"1", Status: string(reply.Status), Data: reply.Data,
+			ExecutionTime: reply.ExecutionTime, CreatedAt: created.UTC(), CompletedAt: reply.CompletedAt,
+		}
+		if len(resp.Data) == 0 {
+			resp.Data = json.RawMessage("null")
+		}
+		if reply.Status == rpc.StatusFailed {
+			code := reply.Code()
+			msg := ""
+			if reply.Error != nil {
+				msg = *reply.Error
+			}
+			resp.Error, resp.ErrorCode = &msg, &code
+		}
+		want, err := json.Marshal(&resp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != string(want)+"\n" {
+			t.Errorf("case %d:\n got %s\nwant %s", i, got, want)
+		}
+	}
+}
+
+func FuzzAppendJSONString(f *testing.F) {
+	for _, s := range []string{"", "plain", "quote\" back\\ nl\n <&> \u2028\u2029", "\xff\xfe", "한국어", "\x00\x1f\x7f"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		want, _ := json.Marshal(s)
+		if got := appendJSONString(nil, s); string(got) != string(want) {
+			t.Fatalf("%q: got %s, want %s", s, got, want)
+		}
+	})
+}
+
 func FuzzDecodeScrapeRequest(f *testing.F) {
 	for _, s := range []string{`{"script_name":"echo"}`, `{"script_name":"echo","timeout":30,"parameters":{"a":[1]}}`, `[]`, `null`, `{"timeout":1e9}`, `{"script_name":"\u00e9"}`} {
 		f.Add([]byte(s))
@@ -406,3 +489,69 @@ func FuzzDecodeScrapeRequest(f *testing.F) {
 		}
 	})
 }
+
+func FuzzScanObject(f *testing.F) {
+	for _, s := range []string{`{}`, `{"a":1,"b":"x\"}","c":{"d":[1,{"e":"]"}]},"a":2}`, ` { "k\u0041" : true , "z" : null } `, `[1]`, `"s"`, "{\"\xe4\":0}"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		if !json.Valid(body) {
+			return
+		}
+		var want map[string]json.RawMessage
+		wantErr := json.Unmarshal(body, &want)
+		got := map[string]string{}
+		isObject := scanObject(body, func(key, raw []byte) { got[string(key)] = string(raw) })
+		if isObject != (wantErr == nil && want != nil) {
+			t.Fatalf("object %v, encoding/json: %v %v", isObject, want, wantErr)
+		}
+		if !isObject {
+			return
+		}
+		if len(got) != len(want) {
+			t.Fatalf("keys %v, want %v", got, want)
+		}
+		for k, v := range want {
+			if got[k] != string(v) {
+				t.Fatalf("%q: %s, want %s", k, got[k], v)
+			}
+		}
+	})
+}
+
+// BenchmarkScrapeRPC measures the handler's own work per call (decoding,
+// validation, the result's encoding, placeholders, the log line to a
+// discarding JSON logger), with a fake caller in place of the broker.
+func BenchmarkScrapeRPC(b *testing.B) {
+	c := &benchCaller{reply: rpc.Reply{
+		Status: rpc.StatusCompleted, Data: json.RawMessage(`{"url":"https://example.com"}`),
+		ExecutionTime: 0.000062, CompletedAt: time.Now(), WorkerID: "w1",
+	}}
+	enc := zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig())
+	h := &ScrapeRPC{
+		MaxBody: DefaultMaxBody, DefaultTimeout: caddy.Duration(DefaultTimeout), MaxTimeout: caddy.Duration(DefaultMaxTimeout),
+		caller: c, stats: new(callStats), logger: zap.New(zapcore.NewCore(enc, zapcore.AddSync(io.Discard), zap.InfoLevel)),
+	}
+	body := `{"script_name":"echo","parameters":{"url":"https://example.com"},"timeout":30}`
+	w := &discardWriter{h: http.Header{}}
+	b.ReportAllocs()
+	for b.Loop() {
+		r, _ := newTestRequest("POST", body, nil)
+		clear(w.h)
+		if err := h.ServeHTTP(w, r, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// benchCaller answers every call with one reply, without recording.
+type benchCaller struct{ reply rpc.Reply }
+
+func (f *benchCaller) Call(context.Context, rpc.Task) (rpc.Reply, error) { return f.reply, nil }
+
+// discardWriter is a ResponseWriter that keeps nothing.
+type discardWriter struct{ h http.Header }
+
+func (w *discardWriter) Header() http.Header         { return w.h }
+func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (w *discardWriter) WriteHeader(int)             {}
