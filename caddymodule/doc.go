@@ -9,6 +9,10 @@
 //	http.handlers.scrape_rpc       scrape_rpc                   POST /scrape: validate, call a worker, answer synchronously
 //	http.handlers.scrape_error     scrape_error                 in handle_errors: every error as the JSON error body, Korean/English
 //	http.handlers.scrape_info      scrape_info                  GET /: name, version, status
+//	http.handlers.scrape_openapi   scrape_openapi               GET /openapi.json: OpenAPI 3.1 generated from the Go types, the catalogue and the live scripts
+//	http.handlers.scrape_scripts   scrape_scripts               GET /scripts: the scripts live workers advertise (behind jwt_auth)
+//	http.handlers.scrape_docs      scrape_docs                  GET /docs: Swagger UI (embedded, pinned) with a token field
+//	http.handlers.scrape_dashboard scrape_dashboard             GET /dashboard: a live page over ws_status (embedded, no external requests)
 //
 // Other engineers' modules of this package (authentication, live status,
 // documentation) get the broker link from the app the same way: in their
