@@ -284,7 +284,12 @@ func (c *Client) Call(ctx context.Context, t Task) (Reply, error) {
 		Body: body,
 	})
 	if err != nil {
-		c.release(id, cl)
+		if r, ok := c.release(id, cl); ok {
+			return c.finish(&t, r)
+		}
+		if c.closed.Load() {
+			return Reply{}, ErrClosed
+		}
 		return Reply{}, fmt.Errorf("publishing task: %w: %w", ErrBrokerUnavailable, err)
 	}
 
@@ -302,6 +307,9 @@ func (c *Client) Call(ctx context.Context, t Task) (Reply, error) {
 			}
 			if r, ok := c.release(id, cl); ok {
 				return c.finish(&t, r)
+			}
+			if c.closed.Load() {
+				return Reply{}, ErrClosed
 			}
 			if ch.IsClosed() {
 				return Reply{}, fmt.Errorf("waiting for confirm: %w", ErrBrokerUnavailable)

@@ -19,6 +19,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(envRawWorker) != "" || os.Getenv(envServerWorker) != "" {
+		os.Exit(runWorkerProcess()) // a benchmark's worker process
+	}
 	code := m.Run()
 	deleteVHosts()
 	if code == 0 {
