@@ -36,7 +36,8 @@ func init() {
 // schemas), read from the `scrapegate` app's broker link.
 //
 // The document is rebuilt only when the scripts change; it carries an ETag,
-// so a client that sends If-None-Match gets a 304 while nothing changed.
+// so a client that sends If-None-Match gets a 304 while nothing changed,
+// and it is sent gzip-compressed to clients that accept it.
 // It needs no authentication (mount it where you like); other methods
 // fail with 405 METHOD_NOT_ALLOWED.
 type ScrapeOpenAPI struct {
@@ -62,8 +63,7 @@ type ScrapeOpenAPI struct {
 
 	mu       sync.Mutex
 	cacheKey string
-	body     []byte
-	etag     string
+	doc      *renderedDoc
 
 	logger *zap.Logger
 }
@@ -127,41 +127,60 @@ func (h *ScrapeOpenAPI) ServeHTTP(w http.ResponseWriter, r *http.Request, _ cadd
 		w.Header().Set("Allow", "GET, HEAD")
 		return Error(CodeMethodNotAllowed, fmt.Sprintf("%s is not allowed here; use GET", r.Method), nil)
 	}
-	body, etag, err := h.document(r.Context())
+	doc, err := h.document(r.Context())
 	if err != nil {
 		return Error(CodeInternalError, "", err)
 	}
+	body, etag := doc.body, doc.etag
 	hdr := w.Header()
 	hdr.Set("Content-Type", "application/json; charset=utf-8")
 	hdr.Set("Cache-Control", "no-cache")
+	hdr.Set("Vary", "Accept-Encoding")
+	if acceptsGzip(r) && r.Header.Get("Range") == "" {
+		body, etag = doc.gzipped(), doc.etag[:len(doc.etag)-1]+`-gz"`
+		hdr.Set("Content-Encoding", "gzip")
+	}
 	hdr.Set("ETag", etag)
 	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(body))
 	return nil
 }
 
-// document returns the serialised document and its ETag, rebuilding it
-// when the live scripts changed since the last request.
-func (h *ScrapeOpenAPI) document(ctx context.Context) ([]byte, string, error) {
+// renderedDoc is one serialised document.
+type renderedDoc struct {
+	body []byte
+	etag string
+	// gzipped compresses body once, when first asked for.
+	gzipped func() []byte
+}
+
+// document returns the serialised document, rebuilding it when the live
+// scripts changed since the last request.
+func (h *ScrapeOpenAPI) document(ctx context.Context) (*renderedDoc, error) {
 	list := describeScripts(h.scripts())
 	keyJSON, err := json.Marshal(list)
 	if err != nil {
-		return nil, "", fmt.Errorf("encoding scripts list: %v", err)
+		return nil, fmt.Errorf("encoding scripts list: %v", err)
 	}
 	sum := sha256.Sum256(keyJSON)
 	key := hex.EncodeToString(sum[:])
 
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.body != nil && key == h.cacheKey {
-		return h.body, h.etag, nil
+	if h.doc != nil && key == h.cacheKey {
+		return h.doc, nil
 	}
 	body, err := renderSpec(ctx, h.opts, list, h.logger)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	bsum := sha256.Sum256(body)
-	h.cacheKey, h.body, h.etag = key, body, `"`+hex.EncodeToString(bsum[:12])+`"`
-	return h.body, h.etag, nil
+	h.cacheKey = key
+	h.doc = &renderedDoc{
+		body:    body,
+		etag:    `"` + hex.EncodeToString(bsum[:12]) + `"`,
+		gzipped: sync.OnceValue(func() []byte { return gzipBytes(body) }),
+	}
+	return h.doc, nil
 }
 
 // renderSpec builds, serialises and checks the document. A document that

@@ -1,8 +1,11 @@
 package caddymodule
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -412,6 +415,20 @@ func TestScrapeOpenAPIServeHTTP(t *testing.T) {
 		t.Error("the new script is not in the document")
 	}
 
+	r = httptest.NewRequest(http.MethodGet, "/openapi.json", nil)
+	r.Header.Set("Accept-Encoding", "gzip")
+	gw, err := serveOnce(t, h, r)
+	if err != nil || gw.Header().Get("Content-Encoding") != "gzip" || gw.Header().Get("ETag") == w.Header().Get("ETag") {
+		t.Fatalf("gzip: %v %v", err, gw.Header())
+	}
+	zr, err := gzip.NewReader(gw.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if unzipped, _ := io.ReadAll(zr); !bytes.Equal(unzipped, w.Body.Bytes()) || gw.Body.Len() >= w.Body.Len()/3 {
+		t.Errorf("gzip body: %d bytes for %d", gw.Body.Len(), w.Body.Len())
+	}
+
 	w, err = serveOnce(t, h, httptest.NewRequest(http.MethodHead, "/openapi.json", nil))
 	if err != nil || w.Code != http.StatusOK || w.Body.Len() != 0 {
 		t.Errorf("HEAD: %d %v %d bytes", w.Code, err, w.Body.Len())
@@ -494,5 +511,16 @@ func TestScrapeOpenAPICaddyfile(t *testing.T) {
 				t.Errorf("got %s, want %s", got, want)
 			}
 		})
+	}
+}
+
+// BenchmarkRenderSpec measures building, serialising and validating the
+// document (what a request pays when the live scripts changed).
+func BenchmarkRenderSpec(b *testing.B) {
+	scripts := describeScripts(testScripts)
+	for b.Loop() {
+		if _, err := renderSpec(context.Background(), specOptions{}, scripts, nil); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
