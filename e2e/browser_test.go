@@ -30,6 +30,7 @@ type browser struct {
 	mu       sync.Mutex
 	requests []string
 	problems []string
+	received float64 // bytes on the wire (encoded), all requests
 }
 
 // newBrowser starts a fresh headless Chromium (its own profile) and opens a
@@ -75,6 +76,8 @@ func (b *browser) record(ev any) {
 	switch ev := ev.(type) {
 	case *network.EventRequestWillBeSent:
 		b.requests = append(b.requests, ev.Request.URL)
+	case *network.EventLoadingFinished:
+		b.received += ev.EncodedDataLength
 	case *log.EventEntryAdded:
 		if ev.Entry.Level == log.EntryLevelError {
 			b.problems = append(b.problems, fmt.Sprintf("%s: %s (%s)", ev.Entry.Source, ev.Entry.Text, ev.Entry.URL))
@@ -147,7 +150,7 @@ func (b *browser) checkClean(origin string) {
 	for _, p := range b.problems {
 		b.t.Errorf("the page reported: %s", p)
 	}
-	b.t.Logf("the page made %d requests, all to the gateway", len(b.requests))
+	b.t.Logf("the page made %d requests, all to the gateway, %.0f KB on the wire", len(b.requests), b.received/1024)
 }
 
 // screenshot saves a PNG of the page (all of it when full, else what the
@@ -198,6 +201,7 @@ func TestDocsBrowser(t *testing.T) {
 	b := newBrowser(t)
 	b.do("opening /docs", chromedp.Navigate(g.URL+"/docs"))
 	b.waitFor("the operations", `document.querySelectorAll(".opblock").length >= `+fmt.Sprint(ops), 30*time.Second)
+	t.Logf("/docs rendered %d operations %.0f ms after navigation started", ops, eval[float64](b, `performance.now()`))
 	if n := eval[int](b, `document.querySelectorAll(".opblock").length`); n != ops {
 		t.Errorf("the page shows %d operations, the document has %d", n, ops)
 	}
@@ -264,6 +268,7 @@ func TestDashboardBrowser(t *testing.T) {
 		chromedp.Click(chromedp.ID("connect")),
 	)
 	b.waitFor("the live socket", `document.getElementById("conn").textContent === "Live"`, 20*time.Second)
+	t.Logf("/dashboard live %.0f ms after navigation started (token typed in between)", eval[float64](b, `performance.now()`))
 	b.waitFor("the client id", `document.getElementById("client-id").textContent === "dash-client"`, 10*time.Second)
 	b.waitFor("the worker", `(function () {
 		var row = document.querySelector('#workers tr[data-worker=`+jsString(workerID)+`]');
