@@ -383,7 +383,7 @@ func appendResult(b []byte, requestID string, created time.Time, reply *rpc.Repl
 // appendCompact appends raw JSON, compacted when it has insignificant
 // white space (as encoding/json does with a json.RawMessage).
 func appendCompact(b, raw []byte) []byte {
-	if bytes.IndexAny(raw, " \t\r\n") < 0 {
+	if !bytes.ContainsAny(raw, " \t\r\n") {
 		return append(b, raw...)
 	}
 	var buf bytes.Buffer
