@@ -263,6 +263,19 @@ func TestDashboardBrowser(t *testing.T) {
 	b := newBrowser(t)
 	b.do("opening /dashboard", chromedp.Navigate(g.URL+"/dashboard"))
 	b.waitFor("the login form", `!document.getElementById("login").hidden`, 10*time.Second)
+	// a token the gateway refuses: the page says so and forgets it
+	b.do("signing in with a bad token",
+		chromedp.SendKeys(chromedp.ID("token"), "not.a.token"),
+		chromedp.Click(chromedp.ID("connect")),
+	)
+	b.waitFor("the refusal", `document.getElementById("login-error").textContent.includes("UNAUTHORIZED")`, 10*time.Second)
+	if eval[string](b, `sessionStorage.getItem("scrapegate.token") || localStorage.getItem("scrapegate.token") || ""`) != "" {
+		t.Error("a refused token stays in storage")
+	}
+	b.mu.Lock()
+	b.problems = nil // the refused WebSocket/401 are expected here
+	b.mu.Unlock()
+
 	b.do("signing in",
 		chromedp.SendKeys(chromedp.ID("token"), token),
 		chromedp.Click(chromedp.ID("connect")),

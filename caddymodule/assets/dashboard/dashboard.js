@@ -91,7 +91,23 @@
     $("main").hidden = false;
   }
 
+  // While the WebSocket is down, poll GET status so the page stays current
+  // (task events need the socket).
+  var pollTimer = null;
+  function startPolling() {
+    if (pollTimer) { return; }
+    pollTimer = setInterval(function () {
+      check().then(onStatus, function (err) {
+        if (err && err.auth) { disconnect(); saveToken("", false); token = ""; showLogin(err.message); }
+      });
+    }, 5000);
+  }
+  function stopPolling() {
+    if (pollTimer) { clearInterval(pollTimer); pollTimer = null; }
+  }
+
   function disconnect() {
+    stopPolling();
     if (retryTimer) { clearTimeout(retryTimer); retryTimer = null; }
     if (ws) { ws.onclose = null; ws.close(1000, "bye"); ws = null; }
   }
@@ -149,6 +165,7 @@
     ws.onopen = function () {
       opened = true;
       retry = 0;
+      stopPolling();
       setConn("pill-on", "Live");
       notice("");
     };
@@ -161,11 +178,19 @@
       ws = null;
       if (!opened) {
         // refused before it opened: maybe the token expired; check() says
-        check().then(function () { scheduleRetry(); }, function (err) {
-          if (err && err.auth) { saveToken("", false); token = ""; showLogin(err.message); } else { scheduleRetry(); }
+        check().then(function (status) {
+          onStatus(status);
+          notice(isJWT(token)
+            ? "The WebSocket is unavailable: showing GET status every 5 s until it reconnects."
+            : "The WebSocket refused this API key (it may take JWTs only): showing GET status every 5 s; task events need a JWT.");
+          startPolling();
+          scheduleRetry();
+        }, function (err) {
+          if (err && err.auth) { disconnect(); saveToken("", false); token = ""; showLogin(err.message); } else { scheduleRetry(); }
         });
         return;
       }
+      startPolling();
       scheduleRetry(ev.code);
     };
   }
