@@ -296,13 +296,32 @@ func encodeEvent(ev rpc.Event) []byte {
 	return encodeMessage(ev.Type, &rid, data, ts)
 }
 
-// encodeMessage encodes a WebSocketMessage.
+// encodeMessage encodes a WebSocketMessage. data must be valid JSON (nil
+// for null); it is embedded as is. This is json.Marshal of a
+// WebSocketMessage without validating and compacting data a second time,
+// which is most of the cost of an event with a large payload.
 func encodeMessage(typ string, requestID *string, data json.RawMessage, ts time.Time) []byte {
-	b, err := json.Marshal(WebSocketMessage{Type: typ, RequestID: requestID, Data: data, Timestamp: ts})
-	if err != nil {
-		b, _ = json.Marshal(WebSocketMessage{Type: typ, RequestID: requestID, Timestamp: ts})
+	if len(data) == 0 {
+		data = json.RawMessage("null")
 	}
-	return b
+	stamp, err := ts.MarshalJSON()
+	if err != nil { // a year outside 0..9999
+		stamp, _ = time.Now().UTC().MarshalJSON()
+	}
+	b := make([]byte, 0, len(data)+len(typ)+len(stamp)+96)
+	b = append(b, `{"type":`...)
+	b = appendJSONString(b, typ)
+	b = append(b, `,"request_id":`...)
+	if requestID == nil {
+		b = append(b, "null"...)
+	} else {
+		b = appendJSONString(b, *requestID)
+	}
+	b = append(b, `,"data":`...)
+	b = append(b, data...)
+	b = append(b, `,"timestamp":`...)
+	b = append(b, stamp...)
+	return append(b, '}')
 }
 
 // mustJSON marshals v, which is a type of ours that always marshals.

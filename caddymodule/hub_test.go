@@ -195,6 +195,35 @@ func TestEncodeEventWithBadData(t *testing.T) {
 	}
 }
 
+func TestEncodeMessageMatchesType(t *testing.T) {
+	rid := "r-\"1\"<&>"
+	ts := time.Date(2026, 11, 26, 3, 4, 5, 6000, time.UTC)
+	for _, tc := range []struct {
+		typ  string
+		rid  *string
+		data json.RawMessage
+	}{
+		{"status", nil, json.RawMessage(`{"a":[1,2,{"b":null}]}`)},
+		{"task.started", &rid, json.RawMessage(`"x"`)},
+		{"pong\u2028", nil, nil},
+	} {
+		got := encodeMessage(tc.typ, tc.rid, tc.data, ts)
+		want, _ := json.Marshal(WebSocketMessage{Type: tc.typ, RequestID: tc.rid, Data: tc.data, Timestamp: ts})
+		var g, w any
+		if err := json.Unmarshal(got, &g); err != nil {
+			t.Fatalf("%s is not JSON: %v", got, err)
+		}
+		_ = json.Unmarshal(want, &w)
+		if fmt.Sprint(g) != fmt.Sprint(w) {
+			t.Errorf("encodeMessage = %s, want %s", got, want)
+		}
+	}
+	// an out-of-range timestamp still encodes
+	if err := json.Unmarshal(encodeMessage("x", nil, nil, time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)), new(any)); err != nil {
+		t.Error(err)
+	}
+}
+
 // BenchmarkHubPublish fans one event out to one socket among 10,000 clients.
 func BenchmarkHubPublish(b *testing.B) {
 	h := newHub()
