@@ -16,7 +16,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -24,7 +23,6 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
 // testSecret is the HMAC secret of the unit tests.
@@ -192,14 +190,4 @@ func bearerRequest(values ...string) *http.Request {
 		r.Header.Add("Authorization", v)
 	}
 	return r
-}
-
-// replRequest returns a request carrying a replacer, as Caddy's server makes.
-func replRequest(method, body string) (*http.Request, *caddy.Replacer) {
-	r, _ := http.NewRequest(method, "http://gw.test/scrape", nil)
-	if body != "" {
-		r, _ = http.NewRequest(method, "http://gw.test/scrape", strings.NewReader(body))
-	}
-	repl := caddyhttp.NewTestReplacer(r)
-	return r, repl
 }

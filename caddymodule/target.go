@@ -38,8 +38,8 @@ const TargetHostPlaceholder = "http.scrape.target_host"
 //	                            ASCII form, without port or trailing dot;
 //	                            empty when there is none
 //
-// The body is decoded the way scrape_rpc decodes it (top-level names match
-// case-insensitively; within parameters only the exact name "url" counts)
+// The body is decoded the way scrape_rpc decodes it (exact names: the
+// "url" member of the "parameters" object; of duplicate names the last one)
 // and is always restored, byte for byte, for the next handler. A body that
 // is not JSON, not an object, larger than max_body, or has no
 // parameters.url string that is an absolute URL with a host leaves the
@@ -102,14 +102,8 @@ type restoredBody struct {
 // targetHost returns the normalized host of parameters.url in a /scrape
 // body, or "" when there is none.
 func targetHost(body []byte) string {
-	var req struct {
-		Parameters json.RawMessage `json:"parameters"`
-	}
-	if json.Unmarshal(body, &req) != nil || len(req.Parameters) == 0 || req.Parameters[0] != '{' {
-		return ""
-	}
-	var params map[string]json.RawMessage
-	if json.Unmarshal(req.Parameters, &params) != nil {
+	var req, params map[string]json.RawMessage
+	if json.Unmarshal(body, &req) != nil || json.Unmarshal(req["parameters"], &params) != nil {
 		return ""
 	}
 	var raw string

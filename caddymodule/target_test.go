@@ -48,8 +48,9 @@ func TestScrapeTarget(t *testing.T) {
 		{`{"parameters":{"url":"https://[2001:DB8::1]:443/"}}`, "2001:db8::1"},
 		{`{"parameters":{"url":"https://bücher.de/"}}`, "xn--bcher-kva.de"},
 		{`{"parameters":{"url":"https://exa%6dple.com/"}}`, ""}, // Go (and the worker) refuse escapes in hosts
-		{`{"PARAMETERS":{"url":"https://a.test/"}}`, "a.test"}, // as scrape_rpc decodes names
-		{`{"parameters":{"URL":"https://a.test/"}}`, ""},       // but a script reads exactly "url"
+		{`{"PARAMETERS":{"url":"https://a.test/"}}`, ""},        // names are exact, as scrape_rpc and scripts read them
+		{`{"parameters":{"URL":"https://a.test/"}}`, ""},
+		{`{"parameters":{"url":"https://a.test/","url":"https://b.test/"}}`, "b.test"}, // the last, as Go decoders take it
 		{`{"parameters":{"url":"example.com/path"}}`, ""},
 		{`{"parameters":{"url":"mailto:x@example.com"}}`, ""},
 		{`{"parameters":{"url":42}}`, ""},
