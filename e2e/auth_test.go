@@ -186,9 +186,12 @@ func TestAuthCredentials(t *testing.T) {
 				t.Fatalf("%s: GET /status %d %.200s", name, resp.StatusCode, b)
 			}
 		}
-		// the access log names the client
-		waitLog(t, g.Logs, 5*time.Second, `"user_id":"key-client"`, `"uri":"/scrape"`)
+		// the access log names the client, and shows no key
+		waitLog(t, g.Logs, 5*time.Second, `"user_id":"key-client"`, `"uri":"/scrape"`, `"X-Api-Key":"REDACTED"`)
 		waitLog(t, g.Logs, 5*time.Second, `"user_id":"cli-client"`)
+		if strings.Contains(g.Logs(), testAPIKey) || strings.Contains(g.Logs(), good) {
+			t.Fatal("a credential is in the gateway's log")
+		}
 	})
 
 	t.Run("new API key through a reload", func(t *testing.T) {
