@@ -167,6 +167,20 @@ func TestScrapeDocsServeHTTP(t *testing.T) {
 		t.Errorf("licence served as %q", lw.Header().Get("Content-Type"))
 	}
 
+	// under handle_path the handler sees a stripped path: it links and
+	// matches by the path the client asked for
+	stripped := func(orig, now string) *http.Request {
+		o := httptest.NewRequest(http.MethodGet, orig, nil)
+		r := httptest.NewRequest(http.MethodGet, now, nil)
+		return r.WithContext(context.WithValue(r.Context(), caddyhttp.OriginalRequestCtxKey, *o))
+	}
+	if sw, err := serveOnce(t, h, stripped("/api/docs", "/")); err != nil || !strings.Contains(sw.Body.String(), `href="docs/docs.css?v=`) {
+		t.Errorf("page under a stripped prefix: %v", err)
+	}
+	if sw, err := serveOnce(t, h, stripped("/api/docs/docs.css", "/docs.css")); err != nil || !strings.HasPrefix(sw.Header().Get("Content-Type"), "text/css") {
+		t.Errorf("asset under a stripped prefix: %v %v", err, sw.Header())
+	}
+
 	w, err := serveOnce(t, h, httptest.NewRequest(http.MethodPost, "/docs", nil))
 	wantCode(t, err, CodeMethodNotAllowed)
 	if w.Header().Get("Allow") != "GET, HEAD" {
