@@ -51,6 +51,8 @@ type Client struct {
 
 	calls, replies, timeouts, returns, late, nacks, cancels atomic.Uint64
 	inFlight                                                atomic.Int64
+	// lost are the cancels not published while the link was down.
+	lost lostCancels
 	// confirmed counts tasks the broker confirmed (for tests).
 	confirmed atomic.Uint64
 }
@@ -373,15 +375,42 @@ func (c *Client) abandon(ctx context.Context, ch *amqp.Channel, t *Task, cl *cal
 		return Reply{}, fmt.Errorf("%w while waiting for reply: %w", ErrTimeout, cause)
 	}
 	c.cancels.Add(1)
-	msg, _ := json.Marshal(Cancel{Type: CancelType, RequestID: t.RequestID})
-	if err := ch.Publish(ControlExchange, "", false, false, amqp.Publishing{
-		ContentType: "application/json",
-		Timestamp:   time.Now(),
-		Body:        msg,
-	}); err != nil {
-		c.logger.Debug("publishing task.cancel", zap.String("request_id", t.RequestID), zap.Error(err))
+	deadline, _ := ctx.Deadline()
+	if err := c.publishCancel(ch, t.RequestID); err != nil {
+		// the link is down: publish it once the link is back (issue 8)
+		c.lost.add(t.RequestID, deadline)
+		c.logger.Debug("publishing task.cancel; kept for the reconnect", zap.String("request_id", t.RequestID), zap.Error(err))
 	}
 	return Reply{}, fmt.Errorf("%w while waiting for reply: %w", ErrCanceled, cause)
+}
+
+// publishCancel publishes a task.cancel for request id on ch or, when ch is
+// gone (the call was published before a reconnect), on the current session.
+func (c *Client) publishCancel(ch *amqp.Channel, id string) error {
+	msg, _ := json.Marshal(Cancel{Type: CancelType, RequestID: id})
+	pub := amqp.Publishing{ContentType: "application/json", Timestamp: time.Now(), Body: msg}
+	err := ch.Publish(ControlExchange, "", false, false, pub)
+	if err == nil {
+		return nil
+	}
+	if cs := c.cur.Load(); cs != nil {
+		return cs.pubs[int(c.next.Add(1))%len(cs.pubs)].Publish(ControlExchange, "", false, false, pub)
+	}
+	return err
+}
+
+// republishCancels publishes again the cancels that could not be published
+// while the link was down, until their tasks' deadlines (see lostCancels).
+func (c *Client) republishCancels() {
+	cs := c.cur.Load()
+	if cs == nil {
+		return
+	}
+	for _, id := range c.lost.live(time.Now()) {
+		if err := c.publishCancel(cs.pubs[0], id); err != nil {
+			return // the link is down again: kept for the next session
+		}
+	}
 }
 
 // finish turns a call's result into Call's return values.
@@ -517,6 +546,7 @@ func (h *clientHandler) up(s *session) error {
 	}
 	c.reg.listening(time.Now())
 	c.cur.Store(cs)
+	c.republishCancels()
 	return nil
 }
 
@@ -577,6 +607,11 @@ func (c *Client) consumeEvents(events <-chan amqp.Delivery) {
 				continue
 			}
 			c.reg.heard(hb, time.Now())
+			if c.lost.n.Load() > 0 {
+				// a worker that reconnected after this client binds its
+				// control queue only now
+				c.republishCancels()
+			}
 			continue
 		}
 		if c.cfg.OnEvent == nil {
