@@ -775,3 +775,46 @@ func TestCloseFailsPendingCalls(t *testing.T) {
 		}
 	}
 }
+
+func TestShutdownRequeuesWhenItsContextEnds(t *testing.T) {
+	t.Parallel()
+	vh := newVHost(t)
+	s, err := NewServer(ServerConfig{URL: vh.url, WorkerID: "a", Logger: testLogger(t)}, echoHandler) // grace 30s
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Shutdown(context.Background()); err != nil {
+		t.Fatalf("Shutdown before Serve: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(context.Background()) }()
+	<-s.Ready()
+	c := startClient(t, ClientConfig{URL: vh.url})
+	res := make(chan error, 1)
+	var rep Reply
+	go func() {
+		var err error
+		rep, err = callT(c, 20*time.Second, echoTask(map[string]any{"i": 5, "sleep_ms": 2000}))
+		res <- err
+	}()
+	waitFor(t, 5*time.Second, "task running", func() bool { return s.Stats().InFlight == 1 })
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if err := s.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Shutdown: err = %v, want DeadlineExceeded", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("Shutdown took %s", d)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+	startServer(t, ServerConfig{URL: vh.url, WorkerID: "b"}, echoHandler)
+	if err := <-res; err != nil {
+		t.Fatalf("call: %v", err)
+	}
+	if rep.WorkerID != "b" {
+		t.Errorf("answered by %q, want b", rep.WorkerID)
+	}
+}

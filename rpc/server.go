@@ -67,11 +67,15 @@ type Server struct {
 	link      *link
 	startedAt time.Time
 
-	serving   atomic.Bool
-	ready     chan struct{}
-	readyOnce sync.Once
-	refresh   chan struct{}
-	draining  atomic.Bool
+	serving     atomic.Bool
+	serveCancel context.CancelFunc // guarded by mu
+	served      chan struct{}      // closed when Serve returns
+	force       chan struct{}      // closed by Shutdown when its context ends
+	forceOnce   sync.Once
+	ready       chan struct{}
+	readyOnce   sync.Once
+	refresh     chan struct{}
+	draining    atomic.Bool
 
 	cur atomic.Pointer[serverSession]
 
@@ -128,6 +132,8 @@ func NewServer(cfg ServerConfig, h Handler) (*Server, error) {
 		h:         h,
 		logger:    cfg.Logger,
 		ready:     make(chan struct{}),
+		served:    make(chan struct{}),
+		force:     make(chan struct{}),
 		refresh:   make(chan struct{}, 1),
 		running:   make(map[string]context.CancelCauseFunc),
 		cancelled: make(map[string]time.Time),
@@ -150,6 +156,12 @@ func (s *Server) Serve(ctx context.Context) error {
 	if !s.serving.CompareAndSwap(false, true) {
 		return errors.New("server is already serving")
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer close(s.served)
+	s.mu.Lock()
+	s.serveCancel = cancel
+	s.mu.Unlock()
 	s.startedAt = time.Now().UTC()
 	hbCtx, stopHB := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -162,6 +174,28 @@ func (s *Server) Serve(ctx context.Context) error {
 	stopHB()
 	wg.Wait()
 	return nil
+}
+
+// Shutdown stops a running Serve gracefully, like cancelling its context,
+// and waits until Serve returned. If ctx ends first, tasks still running are
+// cancelled and requeued at once (not after the grace period), and Shutdown
+// returns ctx's error once Serve returned.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	cancel := s.serveCancel
+	s.mu.Unlock()
+	if cancel == nil {
+		return nil // not serving
+	}
+	cancel()
+	select {
+	case <-s.served:
+		return nil
+	case <-ctx.Done():
+		s.forceOnce.Do(func() { close(s.force) })
+		<-s.served
+		return fmt.Errorf("shutting down: %w", context.Cause(ctx))
+	}
 }
 
 // Ready returns a channel closed once the server consumes for the first time.
@@ -324,6 +358,7 @@ func (h *serverHandler) stopping(ss *session) {
 	case <-sess.idle:
 		return
 	case <-ss.dead:
+	case <-s.force:
 	case <-t.C:
 		s.logger.Warn("grace period expired, requeueing tasks in flight",
 			zap.Int64("in_flight", s.inFlight.Load()), zap.Duration("grace_period", s.cfg.GracePeriod))

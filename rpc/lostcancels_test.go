@@ -1,0 +1,86 @@
+package rpc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+)
+
+// A caller that goes away while the client's link is down cannot have its
+// task.cancel published then; its task, confirmed before the outage and
+// running on a worker, is redelivered when the worker reconnects. The client
+// keeps the cancel and publishes it when its link is back (worker back
+// first) or when it hears the reconnected worker's heartbeat (client back
+// first), so the redelivered task is stopped instead of running again for
+// no one (found by the fault suite, e2e/chaos_test.go).
+func TestCancelWhileLinkDownStopsRedeliveredTask(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name                   string
+		clientDown, serverDown time.Duration
+	}{
+		{"worker reconnects first", time.Second, 20 * time.Millisecond},
+		{"client reconnects first", time.Second, 3 * time.Second},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			vh := newVHost(t)
+			type run struct {
+				id    string
+				at    time.Time
+				cause error
+			}
+			started := make(chan run, 4)
+			stopped := make(chan run, 4)
+			h := FuncHandler{ScriptList: echoScripts, Func: func(ctx context.Context, t Task) (json.RawMessage, error) {
+				started <- run{id: t.RequestID, at: time.Now()}
+				<-ctx.Done()
+				stopped <- run{id: t.RequestID, at: time.Now(), cause: context.Cause(ctx)}
+				return nil, context.Cause(ctx)
+			}}
+			startServer(t, ServerConfig{
+				URL: vh.url, Concurrency: 1, HeartbeatInterval: 200 * time.Millisecond,
+				ReconnectMin: tc.serverDown, ReconnectMax: tc.serverDown,
+			}, h)
+			c := startClient(t, ClientConfig{URL: vh.url, ReconnectMin: tc.clientDown, ReconnectMax: tc.clientDown})
+
+			ctx, cancelCall := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancelCall()
+			res := make(chan error, 1)
+			go func() {
+				_, err := c.Call(ctx, echoTask(map[string]any{"sleep": "forever"}))
+				res <- err
+			}()
+			first := <-started
+
+			vh.closeAllConnections(t)
+			waitFor(t, 10*time.Second, "client link down", func() bool { return !c.Connected() })
+			cancelCall() // the caller leaves while the link is down
+			if err := <-res; !errors.Is(err, ErrCanceled) {
+				t.Fatalf("Call: %v, want ErrCanceled", err)
+			}
+			if r := <-stopped; r.id != first.id || !errors.Is(r.cause, errSessionLost) {
+				t.Fatalf("first run ended with %v, want the lost session", r.cause)
+			}
+
+			var again run
+			select {
+			case again = <-started:
+			case <-time.After(15 * time.Second):
+				t.Fatal("the task was not redelivered")
+			}
+			select {
+			case r := <-stopped:
+				if !errors.Is(r.cause, errTaskCancelled) {
+					t.Fatalf("redelivered run ended with %v, want errTaskCancelled", r.cause)
+				}
+				t.Logf("redelivered run stopped %v after it started", r.at.Sub(again.at).Round(time.Millisecond))
+			case <-time.After(10 * time.Second):
+				t.Fatal("the redelivered task still runs 10 s after it started: its cancel was lost")
+			}
+		})
+	}
+}
