@@ -289,6 +289,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	}
 	s := wsOpen(t, g, tok, wsAuthHeader, 64)
 	s.handshake(t, "client-m")
+	awaitStatus(t, g, tok, 15*time.Second, "the worker's heartbeat", func(s statusBody) bool { return s.ActiveWorkers == 1 })
 
 	check := func(when string) {
 		t.Helper()
@@ -314,7 +315,13 @@ func TestMetricsEndpoint(t *testing.T) {
 			"scrapegate_rpc_timeouts_total",
 		} {
 			if !strings.Contains(text, want) {
-				t.Errorf("%s: /metrics lacks %s", when, want)
+				var ours []string
+				for _, l := range strings.Split(text, "\n") {
+					if strings.HasPrefix(l, "scrapegate_") && !strings.Contains(l, "_bucket") {
+						ours = append(ours, l)
+					}
+				}
+				t.Errorf("%s: /metrics lacks %s; it has:\n%s", when, want, strings.Join(ours, "\n"))
 			}
 		}
 		if v := metricValue(t, g, `scrapegate_calls_total{outcome="completed",script="echo"}`); v < 4 {

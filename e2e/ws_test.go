@@ -93,6 +93,12 @@ func wsOpen(t testing.TB, g *Gateway, token string, auth wsAuth, buffer int) *ws
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	c, resp, err := wsDial(ctx, g, token, auth)
+	for retries := 0; err != nil && resp == nil && retries < 20 && ctx.Err() == nil; retries++ {
+		// a connection reset while the gateway swaps configs (a reload):
+		// the client reconnects, as browsers do
+		time.Sleep(100 * time.Millisecond)
+		c, resp, err = wsDial(ctx, g, token, auth)
+	}
 	if err != nil {
 		status := 0
 		if resp != nil {
