@@ -323,7 +323,22 @@ func TestDashboardBrowser(t *testing.T) {
 		t.Errorf("task row: %q", txt)
 	}
 	t.Logf("task %s: %s", result.RequestID, events)
-	b.waitFor("the call in the chart", `/Last 10 minutes: [1-9]\d* calls/.test(document.getElementById("chart").getAttribute("aria-label"))`, 15*time.Second)
+
+	// a few more calls over some seconds, for the chart (and the screenshot)
+	for i := range 8 {
+		resp, body := PostJSON(t, g.URL+"/scrape", map[string]any{
+			"script_name": "echo", "parameters": map[string]any{"sleep_ms": 50 * (i%4 + 1)}, "timeout": 30,
+		}, Bearer(token))
+		if resp.StatusCode != 200 {
+			t.Fatalf("POST /scrape %d: %d %s", i, resp.StatusCode, body)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	b.waitFor("the calls in the chart", `/Last 10 minutes: (9|\d\d+) calls/.test(document.getElementById("chart").getAttribute("aria-label"))`, 15*time.Second)
+	b.waitFor("the tasks in the table", `document.querySelectorAll("#tasks tr[data-request-id]").length === 9`, 10*time.Second)
+	t.Logf("chart: %s", eval[string](b, `document.getElementById("chart").getAttribute("aria-label")`))
+	b.do("zooming the chart to a minute", chromedp.Click(chromedp.CSS(`.seg button[data-window="60"]`)))
+	b.waitFor("the one-minute chart", `/^Last minute: 9 calls/.test(document.getElementById("chart").getAttribute("aria-label"))`, 5*time.Second)
 	if n := eval[int](b, `document.querySelectorAll("#chart rect.calls").length`); n == 0 {
 		t.Error("the chart draws no bar")
 	}

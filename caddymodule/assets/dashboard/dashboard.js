@@ -6,7 +6,8 @@
   "use strict";
 
   var KEY = "scrapegate.token";
-  var WINDOW = 600; // seconds of history in the chart
+  var HISTORY = 600; // seconds of history kept
+  var WINDOW = 600; // seconds shown in the chart (1, 5 or 10 minutes)
   var MAX_TASKS = 50;
   var SUBPROTOCOL = "scrapegate.v1";
   var TOKEN_PREFIX = "bearer.";
@@ -303,7 +304,7 @@
         p50: se.latency_p50_ms ? se.latency_p50_ms[i] : 0, p99: se.latency_p99_ms ? se.latency_p99_ms[i] : 0
       };
     }
-    var cutoff = Math.floor(Date.now() / 1000) - WINDOW - 5;
+    var cutoff = Math.floor(Date.now() / 1000) - HISTORY - 5;
     Object.keys(points).forEach(function (k) { if (+k < cutoff) { delete points[k]; } });
   }
 
@@ -339,7 +340,9 @@
       var lc = svg("text", { x: L - 6, y: y + 4, "text-anchor": "end" }); lc.textContent = +(yc * g / 4).toPrecision(3); root.appendChild(lc);
       var ll = svg("text", { x: L + pw + 6, y: y + 4 }); ll.textContent = fmtMs(yl * g / 4); root.appendChild(ll);
     }
-    [["−10 min", 0], ["−5 min", WINDOW / 2], ["now", WINDOW - 1]].forEach(function (x) {
+    var span = WINDOW / 60;
+    var ago = function (sec) { return "−" + (sec >= 120 ? sec / 60 + " min" : sec + " s"); };
+    [[ago(WINDOW), 0], [ago(WINDOW / 2), WINDOW / 2], ["now", WINDOW - 1]].forEach(function (x) {
       var tx = svg("text", { x: L + pw * x[1] / (WINDOW - 1), y: H - 6, "text-anchor": x[1] ? (x[1] === WINDOW - 1 ? "end" : "middle") : "start" });
       tx.textContent = x[0]; root.appendChild(tx);
     });
@@ -366,9 +369,10 @@
     }
     box.textContent = "";
     box.appendChild(root);
+    var label = span === 1 ? "minute" : span + " minutes";
     box.setAttribute("aria-label", total
-      ? "Last 10 minutes: " + Math.round(total) + " calls (" + Math.round(failed) + " failed), peak " + (+maxCalls.toPrecision(3)) + " calls per second, highest p99 latency " + fmtMs(maxLat) + "."
-      : "No calls in the last 10 minutes.");
+      ? "Last " + label + ": " + Math.round(total) + " calls (" + Math.round(failed) + " failed), peak " + (+maxCalls.toPrecision(3)) + " calls per second, highest p99 latency " + fmtMs(maxLat) + "."
+      : "No calls in the last " + label + ".");
   }
 
   // ---- the caller's tasks ------------------------------------------------------
@@ -451,6 +455,17 @@
   }, 1000);
 
   // ---- controls --------------------------------------------------------------
+  Array.prototype.forEach.call(document.querySelectorAll(".seg button"), function (btn) {
+    btn.addEventListener("click", function () {
+      WINDOW = +btn.getAttribute("data-window");
+      Array.prototype.forEach.call(document.querySelectorAll(".seg button"), function (o) {
+        o.setAttribute("aria-pressed", o === btn ? "true" : "false");
+      });
+      var m = WINDOW / 60;
+      text($("win-label"), m === 1 ? "minute" : m + " minutes");
+      renderChart();
+    });
+  });
   $("login-form").addEventListener("submit", function (ev) {
     ev.preventDefault();
     token = $("token").value.trim();
