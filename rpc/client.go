@@ -494,7 +494,10 @@ func (h *clientHandler) up(s *session) error {
 	if err != nil {
 		return fmt.Errorf("consuming events: %w", err)
 	}
-	s.goroutine(func() { c.consumeEvents(events) })
+	s.goroutine(func() {
+		c.consumeEvents(events)
+		s.consumerEnded("event")
+	})
 
 	cs := &clientSession{s: s}
 	if cfg.ReplyMode == ReplyQueue {
@@ -511,7 +514,10 @@ func (h *clientHandler) up(s *session) error {
 		if err != nil {
 			return fmt.Errorf("consuming reply queue %s: %w", c.replyTo, err)
 		}
-		s.goroutine(func() { c.consumeReplies(rch, replies) })
+		s.goroutine(func() {
+			c.consumeReplies(rch, replies)
+			s.consumerEnded("reply queue")
+		})
 	}
 	for i := 0; i < cfg.PublishChannels; i++ {
 		ch, err := s.channel()
@@ -529,6 +535,7 @@ func (h *clientHandler) up(s *session) error {
 				for d := range replies {
 					c.onReply(d.CorrelationId, d.Body)
 				}
+				s.consumerEnded("direct reply-to")
 			})
 		}
 		if err := ch.Confirm(false); err != nil {

@@ -64,11 +64,11 @@ type session struct {
 // run keeps the link up until ctx ends.
 func (l *link) run(ctx context.Context) {
 	for attempt := 0; ; attempt++ {
-		err := l.once(ctx)
+		wasUp, err := l.once(ctx)
 		if ctx.Err() != nil {
 			return
 		}
-		if err == nil {
+		if wasUp {
 			attempt = 0 // the session was up: start over from the floor
 		}
 		l.reconnects.Add(1)
@@ -88,13 +88,12 @@ func (l *link) run(ctx context.Context) {
 	}
 }
 
-// once dials and runs one session. It returns nil if a session was up and
-// later ended (by ctx or by a failure, which was logged by the caller), or
-// the error that kept a session from coming up.
-func (l *link) once(ctx context.Context) error {
+// once dials and runs one session until it ends. It reports whether the
+// session was up, and why it ended or did not come up.
+func (l *link) once(ctx context.Context) (wasUp bool, err error) {
 	conn, err := l.dial(ctx)
 	if err != nil {
-		return fmt.Errorf("dialing broker: %w", err)
+		return false, fmt.Errorf("dialing broker: %w", err)
 	}
 	s := &session{conn: conn, dead: make(chan struct{})}
 	closes := conn.NotifyClose(make(chan *amqp.Error, 1))
@@ -108,7 +107,7 @@ func (l *link) once(ctx context.Context) error {
 		_ = conn.Close()
 		s.wg.Wait()
 		l.h.down(s, err)
-		return fmt.Errorf("setting up session: %w", err)
+		return false, fmt.Errorf("setting up session: %w", err)
 	}
 	l.logger.Info("broker link up", zap.String("connection_name", l.name))
 	var cause error
@@ -125,10 +124,7 @@ func (l *link) once(ctx context.Context) error {
 	_ = conn.Close()
 	s.wg.Wait()
 	l.h.down(s, cause)
-	if ctx.Err() == nil {
-		return nil
-	}
-	return cause
+	return true, cause
 }
 
 func (l *link) dial(ctx context.Context) (*amqp.Connection, error) {
@@ -191,6 +187,15 @@ func (s *session) channel() (*amqp.Channel, error) {
 		}
 	})
 	return ch, nil
+}
+
+// consumerEnded ends the session when one of its consumers stopped while
+// the session lives (the broker cancelled it, say because its queue was
+// deleted): the link reconnects and declares everything again.
+func (s *session) consumerEnded(what string) {
+	if !s.isDead() {
+		s.die(&amqp.Error{Code: amqp.InternalError, Reason: what + " consumer ended"})
+	}
 }
 
 // isDead reports whether the session died.

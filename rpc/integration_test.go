@@ -818,3 +818,36 @@ func TestShutdownRequeuesWhenItsContextEnds(t *testing.T) {
 		t.Errorf("answered by %q, want b", rep.WorkerID)
 	}
 }
+
+// TestQueuesDeletedUnderneath deletes the reply queue and the task queue
+// while client and server use them: both notice their consumer was
+// cancelled, reconnect, declare again, and calls work again.
+func TestQueuesDeletedUnderneath(t *testing.T) {
+	t.Parallel()
+	vh := newVHost(t)
+	startServer(t, ServerConfig{URL: vh.url}, echoHandler)
+	c := startClient(t, ClientConfig{URL: vh.url, InstanceID: "gw1"})
+	if _, err := callT(c, 5*time.Second, echoTask(map[string]any{"i": 1})); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := amqp.Dial(vh.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{ReplyQueueName("gw1"), TaskQueueName(DefaultPool)} {
+		if _, err := ch.QueueDelete(q, false, false, false); err != nil {
+			t.Fatalf("deleting %s: %v", q, err)
+		}
+	}
+	waitFor(t, 5*time.Second, "client reconnected", func() bool { return c.Stats().Reconnects >= 1 && c.Connected() })
+	var lastErr error
+	waitFor(t, 10*time.Second, "calls work again", func() bool {
+		_, lastErr = callT(c, 2*time.Second, echoTask(map[string]any{"i": 2}))
+		return lastErr == nil
+	})
+}

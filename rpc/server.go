@@ -278,7 +278,10 @@ func (h *serverHandler) up(ss *session) error {
 	if err != nil {
 		return fmt.Errorf("consuming control queue: %w", err)
 	}
-	ss.goroutine(func() { s.consumeControl(controls) })
+	ss.goroutine(func() {
+		s.consumeControl(controls)
+		ss.consumerEnded("control")
+	})
 
 	if sess.pub, err = ss.channel(); err != nil {
 		return err
@@ -307,7 +310,10 @@ func (h *serverHandler) up(ss *session) error {
 		if err != nil {
 			return fmt.Errorf("consuming %s: %w", DeadLetterQueueName(cfg.Pool), err)
 		}
-		ss.goroutine(func() { s.consumeDead(sess, dead) })
+		ss.goroutine(func() {
+			s.consumeDead(sess, dead)
+			ss.consumerEnded("dead-letter")
+		})
 	}
 
 	s.cur.Store(sess)
@@ -334,6 +340,9 @@ func (h *serverHandler) up(ss *session) error {
 	ss.goroutine(func() {
 		workers.Wait()
 		close(sess.idle)
+		if !s.draining.Load() {
+			ss.consumerEnded("task queue")
+		}
 	})
 	s.publishHeartbeat(sess)
 	s.readyOnce.Do(func() { close(s.ready) })
