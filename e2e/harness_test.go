@@ -271,14 +271,16 @@ func StartGateway(t testing.TB, caddyfile string, env map[string]string) *Gatewa
 		t.Fatal("StartGateway: env must set AMQP_URL (use NewVHost)")
 	}
 	g := &Gateway{Env: map[string]string{
-		"SCRAPEGATE_ADDR":  fmt.Sprintf("127.0.0.1:%d", FreePort(t)),
+		// ":PORT", not "127.0.0.1:PORT": Caddy serves a site address with
+		// a host over HTTPS (an internal certificate for an IP address).
+		"SCRAPEGATE_ADDR":  fmt.Sprintf(":%d", FreePort(t)),
 		"SCRAPEGATE_ADMIN": fmt.Sprintf("127.0.0.1:%d", FreePort(t)),
 		"JWT_SECRET_KEY":   GatewaySecret,
 	}}
 	for k, v := range env {
 		g.Env[k] = v
 	}
-	g.URL = "http://" + g.Env["SCRAPEGATE_ADDR"]
+	g.URL = "http://" + dialAddr(g.Env["SCRAPEGATE_ADDR"])
 	g.AdminURL = "http://" + g.Env["SCRAPEGATE_ADMIN"]
 	procEnv := baseEnv(t)
 	for k, v := range g.Env {
@@ -310,12 +312,22 @@ func (g *Gateway) answers() bool {
 	if resp.StatusCode != http.StatusOK {
 		return false
 	}
-	conn, err := net.DialTimeout("tcp", g.Env["SCRAPEGATE_ADDR"], time.Second)
+	conn, err := net.DialTimeout("tcp", dialAddr(g.Env["SCRAPEGATE_ADDR"]), time.Second)
 	if err != nil {
 		return false
 	}
 	conn.Close()
 	return true
+}
+
+// dialAddr turns a listen address (":PORT", "host:PORT", "http://host:PORT")
+// into one to dial.
+func dialAddr(listen string) string {
+	listen = strings.TrimPrefix(listen, "http://")
+	if strings.HasPrefix(listen, ":") {
+		return "127.0.0.1" + listen
+	}
+	return listen
 }
 
 // WaitHealthy waits until GET /health answers 200 (the broker link is up).
