@@ -281,7 +281,7 @@ func (c *Client) Call(ctx context.Context, t Task) (Reply, error) {
 		DeliveryMode:  amqp.Persistent,
 		Headers: amqp.Table{
 			HeaderClientID:   t.ClientID,
-			HeaderDeadlineMS: deadline.UnixMilli(),
+			HeaderDeadlineMS: ceilMilli(deadline),
 		},
 		Body: body,
 	})
@@ -668,4 +668,10 @@ func newRequestID() string {
 		j += 2
 	}
 	return string(s[:])
+}
+
+// ceilMilli returns t in unix milliseconds, rounded up, so that a worker's
+// deadline (x-deadline-ms) is never before the caller's.
+func ceilMilli(t time.Time) int64 {
+	return (t.UnixNano() + int64(time.Millisecond) - 1) / int64(time.Millisecond)
 }

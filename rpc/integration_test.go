@@ -89,17 +89,17 @@ func TestUnknownScriptFailsFast(t *testing.T) {
 func TestSlowWorkerTimesOutAndLateReplyIsCounted(t *testing.T) {
 	t.Parallel()
 	vh := newVHost(t)
-	srv := startServer(t, ServerConfig{URL: vh.url}, echoHandler)
+	h := FuncHandler{ScriptList: echoScripts, Func: func(ctx context.Context, t Task) (json.RawMessage, error) {
+		time.Sleep(600 * time.Millisecond) // ignores ctx: a script that overruns
+		return t.Parameters, nil
+	}}
+	srv := startServer(t, ServerConfig{URL: vh.url}, h)
 	c := startClient(t, ClientConfig{URL: vh.url})
 
-	const timeout = 300 * time.Millisecond
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	deadline, _ := ctx.Deadline()
-	// The worker's context ends at x-deadline-ms, so make the echo ignore it
-	// to produce a truly late reply.
-	slow := echoTask(map[string]any{"sleep_ms": 600})
-	_, err := c.Call(ctx, slow)
+	_, err := c.Call(ctx, echoTask(map[string]any{"x": 1}))
 	late := time.Since(deadline)
 	if !errors.Is(err, ErrTimeout) {
 		t.Fatalf("err = %v, want ErrTimeout", err)
@@ -107,31 +107,37 @@ func TestSlowWorkerTimesOutAndLateReplyIsCounted(t *testing.T) {
 	if late < 0 || late > 100*time.Millisecond {
 		t.Errorf("returned %s after the deadline, want within 100ms", late)
 	}
-	// The worker hit the deadline too and answered SCRIPT_TIMEOUT: that
-	// reply arrives after the call ended, and is dropped and counted.
+	// The reply arrives after the call ended: it is dropped and counted.
 	waitFor(t, 5*time.Second, "late reply counted", func() bool { return c.Stats().LateReplies == 1 })
 	if st := c.Stats(); st.Timeouts != 1 || st.Replies != 0 || st.InFlight != 0 {
 		t.Errorf("client stats = %+v", st)
 	}
-	if st := srv.Stats(); st.Failed != 1 {
+	if st := srv.Stats(); st.Completed != 1 {
 		t.Errorf("server stats = %+v", st)
 	}
 }
 
-func TestLateReplyFromHandlerIgnoringDeadline(t *testing.T) {
+func TestWorkerStopsTaskAtItsDeadline(t *testing.T) {
 	t.Parallel()
 	vh := newVHost(t)
-	h := FuncHandler{ScriptList: echoScripts, Func: func(ctx context.Context, t Task) (json.RawMessage, error) {
-		time.Sleep(400 * time.Millisecond) // ignores ctx: a script that overruns
-		return t.Parameters, nil
-	}}
-	startServer(t, ServerConfig{URL: vh.url}, h)
+	srv := startServer(t, ServerConfig{URL: vh.url}, echoHandler)
 	c := startClient(t, ClientConfig{URL: vh.url})
-	_, err := callT(c, 150*time.Millisecond, echoTask(map[string]any{"x": 1}))
-	if !errors.Is(err, ErrTimeout) {
-		t.Fatalf("err = %v, want ErrTimeout", err)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	deadline, _ := ctx.Deadline()
+	_, err := c.Call(ctx, echoTask(map[string]any{"sleep_ms": 5000}))
+	// The worker's context ends at x-deadline-ms, the caller's at the same
+	// instant: the call ends with ErrTimeout, or with the worker's
+	// SCRIPT_TIMEOUT reply if it won the race.
+	var te *TaskError
+	if !errors.Is(err, ErrTimeout) && !(errors.As(err, &te) && te.Code == CodeScriptTimeout) {
+		t.Fatalf("err = %v, want ErrTimeout or SCRIPT_TIMEOUT", err)
 	}
-	waitFor(t, 5*time.Second, "late reply counted", func() bool { return c.Stats().LateReplies == 1 })
+	if late := time.Since(deadline); late > 100*time.Millisecond {
+		t.Errorf("returned %s after the deadline, want within 100ms", late)
+	}
+	waitFor(t, 5*time.Second, "worker answered SCRIPT_TIMEOUT", func() bool { return srv.Stats().Failed == 1 })
+	waitFor(t, 5*time.Second, "reply received", func() bool { st := c.Stats(); return st.Replies+st.LateReplies == 1 })
 }
 
 func TestExpiredTaskNeverRuns(t *testing.T) {
