@@ -48,6 +48,10 @@ type Client struct {
 	done      chan struct{}
 	stop      context.CancelFunc
 	wg        sync.WaitGroup
+	// aux counts QueueDepth goroutines; auxMu orders their Add before
+	// Close's Wait.
+	auxMu sync.Mutex
+	aux   sync.WaitGroup
 
 	calls, replies, timeouts, returns, late, nacks, cancels atomic.Uint64
 	inFlight                                                atomic.Int64
@@ -141,7 +145,10 @@ func (c *Client) Close() error {
 		if c.stop != nil {
 			c.stop()
 		}
+		c.auxMu.Lock() // no QueueDepth goroutine starts after this
+		c.auxMu.Unlock()
 		c.wg.Wait()
+		c.aux.Wait()
 		c.pend.failAll(result{kind: outClosed})
 	})
 	return nil
@@ -187,7 +194,15 @@ func (c *Client) QueueDepth(ctx context.Context, pool string) (messages, consume
 		err error
 	}
 	ans := make(chan answer, 1)
+	c.auxMu.Lock()
+	if c.closed.Load() {
+		c.auxMu.Unlock()
+		return 0, 0, ErrClosed
+	}
+	c.aux.Add(1)
+	c.auxMu.Unlock()
 	go func() {
+		defer c.aux.Done()
 		ch, err := cs.s.conn.Channel()
 		if err != nil {
 			ans <- answer{err: err}
