@@ -22,6 +22,9 @@ const (
 	replyAckEvery = 50 * time.Millisecond
 )
 
+// headerPool recycles the headers table of tasks.
+var headerPool = sync.Pool{New: func() any { return amqp.Table{} }}
+
 // errNoDeadline is returned by Call for a context without a deadline and a
 // task without a timeout.
 var errNoDeadline = errors.New("call context has no deadline and the task no timeout")
@@ -145,10 +148,10 @@ func (c *Client) Close() error {
 		if c.stop != nil {
 			c.stop()
 		}
-		c.auxMu.Lock() // no QueueDepth goroutine starts after this
-		c.auxMu.Unlock()
 		c.wg.Wait()
+		c.auxMu.Lock() // QueueDepth sees closed under auxMu: no Add after this
 		c.aux.Wait()
+		c.auxMu.Unlock()
 		c.pend.failAll(result{kind: outClosed})
 	})
 	return nil
@@ -286,6 +289,9 @@ func (c *Client) Call(ctx context.Context, t Task) (Reply, error) {
 	defer c.inFlight.Add(-1)
 
 	ch := cs.pubs[int(c.next.Add(1))%len(cs.pubs)]
+	headers := headerPool.Get().(amqp.Table)
+	headers[HeaderClientID] = t.ClientID
+	headers[HeaderDeadlineMS] = ceilMilli(deadline)
 	dc, err := ch.PublishWithDeferredConfirm(TaskExchange, t.ScriptName, true, false, amqp.Publishing{
 		ContentType:   "application/json",
 		CorrelationId: id,
@@ -294,12 +300,11 @@ func (c *Client) Call(ctx context.Context, t Task) (Reply, error) {
 		Expiration:    strconv.FormatInt(max(left.Milliseconds(), 1), 10),
 		Timestamp:     now,
 		DeliveryMode:  amqp.Persistent,
-		Headers: amqp.Table{
-			HeaderClientID:   t.ClientID,
-			HeaderDeadlineMS: ceilMilli(deadline),
-		},
-		Body: body,
+		Headers:       headers,
+		Body:          body,
 	})
+	clear(headers) // the frame is written: amqp091 keeps no reference
+	headerPool.Put(headers)
 	if err != nil {
 		if r, ok := c.release(id, cl); ok {
 			return c.finish(&t, r)
