@@ -370,10 +370,13 @@ func (h *WSStatus) serve(c *websocket.Conn, clientID string, admin bool, lang st
 	defer wsClients.Add(-1)
 	c.SetReadLimit(h.ReadLimit)
 
-	// An eviction cancels ctx: the write that is blocked on the slow client
-	// (which is why its queue filled) ends at once, and so does the socket.
+	// Cancelling ctx drops the connection, which ends a write blocked on a
+	// slow client at once. An eviction cancels it (the queue filled because
+	// a write is blocked), and so do a write timeout and the close grace.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	stop := context.AfterFunc(ctx, func() { _ = c.CloseNow() })
+	defer stop()
 	sub := h.hub.newSub(clientID, admin, h.Buffer, first)
 	sub.onEvict = cancel
 	sub.offer(encodeMessage("subscribed", nil, mustJSON(sub.scope()), now().UTC()))
@@ -386,7 +389,7 @@ func (h *WSStatus) serve(c *websocket.Conn, clientID string, admin bool, lang st
 		h.readLoop(ctx, c, sub, lang)
 	}()
 
-	reason := h.writeLoop(ctx, c, sub, readDone)
+	reason := h.writeLoop(ctx, cancel, c, sub, readDone)
 	if sub.isGone() {
 		reason = closeEvicted
 	}
@@ -418,24 +421,29 @@ func (h *WSStatus) serve(c *websocket.Conn, clientID string, admin bool, lang st
 	<-readDone
 }
 
-// writeLoop writes queued messages and pings until a reason to close.
-func (h *WSStatus) writeLoop(ctx context.Context, c *websocket.Conn, sub *hubSub, readDone <-chan struct{}) closeReason {
+// writeLoop writes queued messages and pings until a reason to close. A
+// write that takes longer than WriteTimeout cancels ctx (cancel), which
+// drops the connection. (One watchdog timer per socket, reset for each
+// write, costs less than a context with a deadline per message.)
+func (h *WSStatus) writeLoop(ctx context.Context, cancel context.CancelFunc, c *websocket.Conn, sub *hubSub, readDone <-chan struct{}) closeReason {
 	ping := time.NewTicker(time.Duration(h.PingInterval))
 	defer ping.Stop()
 	timeout := time.Duration(h.WriteTimeout)
+	watchdog := time.AfterFunc(time.Hour, cancel)
+	watchdog.Stop()
+	defer watchdog.Stop()
 	for {
 		select {
 		case msg := <-sub.send:
-			wctx, cancel := context.WithTimeout(ctx, timeout)
-			err := c.Write(wctx, websocket.MessageText, msg)
-			cancel()
-			if err != nil {
+			watchdog.Reset(timeout)
+			err := c.Write(context.Background(), websocket.MessageText, msg)
+			if !watchdog.Stop() || err != nil {
 				return closeWriteErr
 			}
 		case <-ping.C:
-			pctx, cancel := context.WithTimeout(ctx, timeout)
+			pctx, pcancel := context.WithTimeout(ctx, timeout)
 			err := c.Ping(pctx)
-			cancel()
+			pcancel()
 			if err != nil {
 				return closeWriteErr
 			}
@@ -445,6 +453,8 @@ func (h *WSStatus) writeLoop(ctx context.Context, c *websocket.Conn, sub *hubSub
 			return closePeer
 		case <-h.closing:
 			return closeServer
+		case <-ctx.Done():
+			return closeWriteErr
 		}
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"sort"
 	"strconv"
@@ -30,6 +32,9 @@ import (
 // It runs its scenario once whatever b.N is:
 //
 //	go test -run '^$' -bench BenchmarkWSFanout -benchtime 1x -timeout 20m ./e2e/
+//
+// WS_BENCH_PROFILE=<file> also writes a 5 s CPU profile of the gateway
+// taken during back-to-back broadcasts.
 func BenchmarkWSFanout(b *testing.B) {
 	n := 10_000
 	if v, err := strconv.Atoi(os.Getenv("WS_BENCH_SOCKETS")); err == nil && v > 0 {
@@ -80,6 +85,9 @@ func BenchmarkWSFanout(b *testing.B) {
 		cpu = benchCPU(b, g.Pid()) - cpu0
 		b.Logf("broadcast: 1 event to %d sockets in %v: %s; gateway CPU %.1f µs per delivery",
 			len(bc), wall.Round(time.Millisecond), benchLatencyLine(bc), float64(cpu.Microseconds())/float64(n))
+		if out := os.Getenv("WS_BENCH_PROFILE"); out != "" {
+			benchProfile(b, g, pub, socks, out)
+		}
 		benchClose(socks)
 
 		b.ReportMetric(perSocket/1024, "KiB/socket")
@@ -87,6 +95,46 @@ func BenchmarkWSFanout(b *testing.B) {
 		b.ReportMetric(benchMS(benchPercentile(own, 0.99)), "own-p99-ms")
 		b.ReportMetric(benchMS(benchPercentile(bc, 0.50)), "bcast-p50-ms")
 		b.ReportMetric(benchMS(benchPercentile(bc, 0.99)), "bcast-p99-ms")
+	}
+}
+
+// benchProfile takes a 5 s CPU profile of the gateway (Caddy's admin
+// /debug/pprof) while broadcasts go out back to back, into the file out.
+func benchProfile(b *testing.B, g *Gateway, pub *eventPublisher, socks []*benchSock, out string) {
+	b.Helper()
+	done := make(chan error, 1)
+	go func() {
+		resp, err := http.Get(g.AdminURL + "/debug/pprof/profile?seconds=5")
+		if err != nil {
+			done <- err
+			return
+		}
+		defer resp.Body.Close()
+		f, err := os.Create(out)
+		if err != nil {
+			done <- err
+			return
+		}
+		_, err = io.Copy(f, resp.Body)
+		f.Close()
+		done <- err
+	}()
+	for i := 0; ; i++ {
+		select {
+		case err := <-done:
+			if err != nil {
+				b.Fatalf("profiling the gateway: %v", err)
+			}
+			b.Logf("gateway CPU profile of %d broadcasts: %s", i, out)
+			return
+		default:
+		}
+		pub.publish(b, benchEvent("someone", fmt.Sprint("profile-", i)))
+		for _, s := range socks {
+			if _, ok := <-s.lat; !ok {
+				b.Fatal("a socket closed while profiling")
+			}
+		}
 	}
 }
 
