@@ -1,8 +1,11 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
@@ -39,6 +42,9 @@ type chaosReport struct {
 	reloadResets int
 	// abandoned calls and what became of their tasks
 	abandoned, abandonedSeen, abandonedStartedBefore, abandonedSkipped int
+	// outageStopped counts runs of tasks abandoned during a broker outage
+	// that started again after the restart and were stopped by their cancel
+	outageStopped int
 }
 
 // Violation classes, also the rows of the summary.
@@ -263,6 +269,7 @@ func (r *chaosReport) checkEvents() {
 		}
 	}
 	r.workerNotes(byID)
+	r.outageNotes(byID)
 
 	// calls whose request id the answer told
 	for _, c := range r.Calls {
@@ -352,16 +359,53 @@ func (r *chaosReport) checkEvents() {
 				if te.skipped {
 					r.abandonedSkipped++
 				}
+				outage := r.outageOf(c.Client)
 				for _, s := range byID[id].started {
-					if s.TS.After(c.Disconnected.Add(cancelSlack)) {
-						r.late++
-						r.violate(vLate, c.Phase, "%s: abandoned at %s, yet task %s started on %s at %s",
-							c.describe(), c.Disconnected.Format("15:04:05.000"), id, s.WorkerID, s.TS.Format("15:04:05.000"))
+					if !s.TS.After(c.Disconnected.Add(cancelSlack)) {
+						continue
 					}
+					if outage != nil {
+						// its caller left while the broker was down: the
+						// cancel could only be published once the links were
+						// back, so the redelivered task may start, but the
+						// republished cancel must stop it
+						if stop, ok := te.cancelledAfter(s.TS); ok && !stop.After(outage.End.Add(recoveryBound)) {
+							r.outageStopped++
+							continue
+						}
+						r.late++
+						r.violate(vLate, c.Phase, "%s: abandoned at %s during the broker outage; task %s ran again on %s at %s and was not stopped by its cancel within 10 s of the restart",
+							c.describe(), c.Disconnected.Format("15:04:05.000"), id, s.WorkerID, s.TS.Format("15:04:05.000"))
+						continue
+					}
+					r.late++
+					r.violate(vLate, c.Phase, "%s: abandoned at %s, yet task %s started on %s at %s",
+						c.describe(), c.Disconnected.Format("15:04:05.000"), id, s.WorkerID, s.TS.Format("15:04:05.000"))
 				}
 			}
 		}
 	}
+}
+
+// outageOf returns the broker restart during whose outage client
+// abandoned its call, or nil.
+func (r *chaosReport) outageOf(client string) *faultRecord {
+	for i := range r.Faults {
+		if containsString(r.Faults[i].OutageClients, client) {
+			return &r.Faults[i]
+		}
+	}
+	return nil
+}
+
+// cancelledAfter returns when the task was cancelled after at, if it was.
+func (te *taskEvents) cancelledAfter(at time.Time) (time.Time, bool) {
+	for _, e := range te.finished {
+		if e.Type == rpc.EventCancelled && !e.TS.Before(at) {
+			return e.TS, true
+		}
+	}
+	return time.Time{}, false
 }
 
 // workerNotes tells, for each killed or stopped worker, how many tasks it
@@ -417,6 +461,34 @@ func (r *chaosReport) workerNotes(byID map[string]*taskEvents) {
 			note += "; " + f.Note
 		}
 		f.Note = note
+	}
+}
+
+// outageNotes tells, for each broker restart, how many of the calls
+// abandoned during the outage had their task running when the broker
+// stopped (the ones whose cancel could not be published).
+func (r *chaosReport) outageNotes(byID map[string]*taskEvents) {
+	for i := range r.Faults {
+		f := &r.Faults[i]
+		if len(f.OutageClients) == 0 || f.StoppedAt.IsZero() {
+			continue
+		}
+		running := 0
+		for _, te := range byID {
+			if len(te.started) == 0 || !containsString(f.OutageClients, te.started[0].ClientID) || !te.started[0].TS.Before(f.StoppedAt) {
+				continue
+			}
+			done := false
+			for _, e := range te.finished {
+				if e.TS.Before(f.StoppedAt) {
+					done = true
+				}
+			}
+			if !done {
+				running++
+			}
+		}
+		f.Note = fmt.Sprintf("%d of %d calls abandoned during the outage had their task running when the broker stopped", running, len(f.OutageClients))
 	}
 }
 
@@ -570,6 +642,7 @@ func (r *chaosReport) table() string {
 	fmt.Fprintf(&sb, "| task events seen | %d | - |\n", len(r.Events))
 	fmt.Fprintf(&sb, "| calls abandoned by their client / their task seen by a worker / started before the disconnect / skipped (cancelled or expired) | %d / %d / %d / %d | - |\n",
 		r.abandoned, r.abandonedSeen, r.abandonedStartedBefore, r.abandonedSkipped)
+	fmt.Fprintf(&sb, "| tasks abandoned during a broker outage, run again after the restart and stopped by their republished cancel | %d | - |\n", r.outageStopped)
 	for _, f := range r.Faults {
 		if f.Note != "" {
 			fmt.Fprintf(&sb, "\n- %s at %s: %s", f.Name, f.Start.Format("15:04:05"), f.Note)
@@ -595,4 +668,46 @@ func (r *chaosReport) violationLines(n int) []string {
 		}
 	}
 	return lines
+}
+
+// dump writes the run's records to dir: the gateway's and the workers'
+// output, every event and every call (JSON lines), and the table.
+func (r *chaosReport) dump(dir string, g *Gateway, ws *workerSet) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	files := map[string]string{
+		"gateway.log": g.Logs(),
+		"table.md":    r.table(),
+	}
+	ws.mu.Lock()
+	for _, w := range ws.all {
+		files[fmt.Sprintf("worker-%d.log", w.Pid())] = w.Logs()
+	}
+	ws.mu.Unlock()
+	var sb strings.Builder
+	enc := json.NewEncoder(&sb)
+	for _, e := range r.Events {
+		_ = enc.Encode(e)
+	}
+	files["events.jsonl"] = sb.String()
+	sb.Reset()
+	for _, c := range r.Calls {
+		_ = enc.Encode(c)
+	}
+	files["calls.jsonl"] = sb.String()
+	sb.Reset()
+	for _, f := range r.Faults {
+		_ = enc.Encode(f)
+	}
+	for _, v := range r.violations {
+		_ = enc.Encode(v)
+	}
+	files["faults-and-violations.jsonl"] = sb.String()
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }

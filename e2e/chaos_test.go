@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/scrapegate/scrapegate/rpc"
 )
 
 // The fault suite (issue 8): concurrent POST /scrape calls against the real
@@ -70,6 +72,8 @@ type chaosProfile struct {
 	NormalTimeout, MaxSleepMS int
 	// Reloads is the number of admin-API reloads of one reload fault.
 	Reloads int
+	// OutageCalls is the number of calls abandoned during each broker outage.
+	OutageCalls int
 	// BrokerDown is how long the broker stays stopped in a restart.
 	BrokerDown time.Duration
 	// Warmup and Steady are the load before the baseline and before the first fault.
@@ -85,14 +89,14 @@ var chaosProfiles = map[string]chaosProfile{
 	"short": {
 		Name: "short", Concurrency: 32, Workers: 2, WorkerConcurrency: 32,
 		TimeoutSlots: 2, DisconnectSlots: 4, NormalTimeout: 5, MaxSleepMS: 20,
-		Reloads: 3, BrokerDown: time.Second,
+		Reloads: 3, OutageCalls: 4, BrokerDown: time.Second,
 		Warmup: 2 * time.Second, Steady: time.Second, Settle: 500 * time.Millisecond,
 		GoroutineSlack: 5,
 	},
 	"long": {
 		Name: "long", Concurrency: 256, Duration: 5 * time.Minute, Workers: 3, WorkerConcurrency: 64,
 		TimeoutSlots: 8, DisconnectSlots: 16, NormalTimeout: 10, MaxSleepMS: 20,
-		Reloads: 5, BrokerDown: 3 * time.Second,
+		Reloads: 5, OutageCalls: 8, BrokerDown: 3 * time.Second,
 		Warmup: 5 * time.Second, Steady: 5 * time.Second, Settle: 5 * time.Second,
 		GoroutineSlack: 5,
 	},
@@ -184,7 +188,7 @@ func TestChaos(t *testing.T) {
 	load := l.run()
 	time.Sleep(p.Steady)
 
-	fi := &faultInjector{t: t, p: p, b: b, g: g, ws: ws, l: l}
+	fi := &faultInjector{t: t, p: p, b: b, g: g, ws: ws, l: l, ev: ev}
 	for cycle := 0; ; cycle++ {
 		for _, f := range faults {
 			rep.Faults = append(rep.Faults, fi.inject(f))
@@ -219,11 +223,20 @@ func TestChaos(t *testing.T) {
 
 	table := rep.table()
 	t.Logf("fault suite, %s profile:\n%s", p.Name, table)
-	if dir := filepath.Join(repoRoot(), "test-artifacts"); os.MkdirAll(dir, 0o755) == nil {
-		_ = os.WriteFile(filepath.Join(dir, "chaos-"+p.Name+".md"), []byte(table), 0o644)
+	artifacts := filepath.Join(repoRoot(), "test-artifacts")
+	if os.MkdirAll(artifacts, 0o755) == nil {
+		_ = os.WriteFile(filepath.Join(artifacts, "chaos-"+p.Name+".md"), []byte(table), 0o644)
 	}
 	for _, v := range rep.violationLines(40) {
 		t.Error(v)
+	}
+	if t.Failed() || os.Getenv("SCRAPEGATE_CHAOS_DUMP") == "1" {
+		dir := filepath.Join(artifacts, "chaos-"+p.Name+"-"+rep.Start.Format("20060102-150405"))
+		if err := rep.dump(dir, g, ws); err != nil {
+			t.Logf("writing the run's records: %v", err)
+		} else {
+			t.Logf("the run's logs, events and calls are in %s", dir)
+		}
 	}
 	if rep.LeakErr != nil && rep.End.Goroutines > rep.Baseline.Goroutines+p.GoroutineSlack {
 		if dump, err := adminGet(g, "/debug/pprof/goroutine?debug=1"); err == nil {
@@ -294,7 +307,9 @@ type chaosLoad struct {
 	g      *Gateway
 	p      chaosProfile
 	client *http.Client
-	tokens map[string]string
+
+	tokenMu sync.Mutex
+	tokens  map[string]string
 
 	phase atomic.Pointer[string]
 	seq   atomic.Int64
@@ -352,7 +367,7 @@ func (l *chaosLoad) waitServing(within time.Duration) error {
 	deadline := time.Now().Add(within)
 	var last string
 	for time.Now().Before(deadline) {
-		r := l.call(context.Background(), kindNormal, normalClients[0], 0, 5*time.Second, 0)
+		r := l.call(nil, kindNormal, normalClients[0], 0, 5*time.Second, 0)
 		if r.Status == http.StatusOK && r.PayloadOK {
 			return nil
 		}
@@ -360,6 +375,29 @@ func (l *chaosLoad) waitServing(within time.Duration) error {
 		time.Sleep(200 * time.Millisecond)
 	}
 	return errors.New(last)
+}
+
+// outageCalls starts n calls, each from a client id of its own, whose
+// tasks run for 10 s (timeout 20 s). abandon disconnects them all; wait
+// waits until they are recorded. The clients ids are returned, to find
+// their tasks' events.
+func (l *chaosLoad) outageCalls(n int) (clients []string, abandon func(), wait func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for range n {
+		client := fmt.Sprintf("chaos-outage-%d", l.seq.Add(1))
+		token := MintToken(l.t, GatewaySecret, client, time.Hour, nil)
+		l.tokenMu.Lock()
+		l.tokens[client] = token
+		l.tokenMu.Unlock()
+		clients = append(clients, client)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			l.record(l.call(done, kindDisconnect, client, 10000, 20*time.Second, 0))
+		}()
+	}
+	return clients, sync.OnceFunc(func() { close(done) }), wg.Wait
 }
 
 // loadRun is one running load; stop ends it and waits for its calls.
@@ -384,7 +422,7 @@ func (l *chaosLoad) run() *loadRun {
 			defer r.wg.Done()
 			client := normalClients[i%len(normalClients)]
 			for !r.stopped() {
-				rec := l.record(l.call(context.Background(), kindNormal, client,
+				rec := l.record(l.call(nil, kindNormal, client,
 					mrand.IntN(l.p.MaxSleepMS+1), time.Duration(l.p.NormalTimeout)*time.Second, 0))
 				if rec.Status != http.StatusOK {
 					// a client backs off a little after an error
@@ -398,7 +436,7 @@ func (l *chaosLoad) run() *loadRun {
 		go func() {
 			defer r.wg.Done()
 			for !r.stopped() {
-				l.record(l.call(context.Background(), kindTimeout, "chaos-timeout",
+				l.record(l.call(nil, kindTimeout, "chaos-timeout",
 					1500+mrand.IntN(1000), time.Second, 0))
 				r.sleep(time.Duration(mrand.IntN(200)) * time.Millisecond)
 			}
@@ -416,7 +454,7 @@ func (l *chaosLoad) run() *loadRun {
 			for !r.stopped() {
 				start := time.Now()
 				after := time.Duration(20+mrand.IntN(400)) * time.Millisecond
-				l.record(l.call(context.Background(), kindDisconnect, disconnectClient(i),
+				l.record(l.call(nil, kindDisconnect, disconnectClient(i),
 					200+mrand.IntN(800), timeout, after))
 				r.sleep(time.Until(start.Add(timeout + 1500*time.Millisecond)))
 			}
@@ -454,7 +492,7 @@ func (l *chaosLoad) record(r *callRecord) *callRecord {
 // call makes one POST /scrape of an echo that sleeps sleepMS with timeout;
 // disconnectAfter > 0 abandons it after that long. A call that gets no
 // answer within its timeout + 5 s is abandoned too (and is a violation).
-func (l *chaosLoad) call(parent context.Context, kind callKind, client string, sleepMS int, timeout, disconnectAfter time.Duration) *callRecord {
+func (l *chaosLoad) call(abandon <-chan struct{}, kind callKind, client string, sleepMS int, timeout, disconnectAfter time.Duration) *callRecord {
 	n := l.seq.Add(1)
 	rec := &callRecord{
 		Kind: kind, Phase: *l.phase.Load(), Client: client, Timeout: timeout, SleepMS: sleepMS,
@@ -465,7 +503,7 @@ func (l *chaosLoad) call(parent context.Context, kind callKind, client string, s
 		"parameters":  map[string]any{"nonce": rec.Nonce, "sleep_ms": sleepMS},
 		"timeout":     int(timeout / time.Second),
 	})
-	ctx, cancel := context.WithTimeout(parent, timeout+5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout+5*time.Second)
 	defer cancel()
 	var abandoned atomic.Int64 // unix nanos of the disconnect
 	if disconnectAfter > 0 {
@@ -475,8 +513,21 @@ func (l *chaosLoad) call(parent context.Context, kind callKind, client string, s
 		})
 		defer tm.Stop()
 	}
+	if abandon != nil {
+		go func() {
+			select {
+			case <-abandon:
+				abandoned.Store(time.Now().UnixNano())
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+	}
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, l.g.URL+"/scrape", bytes.NewReader(body))
-	req.Header = callHeaders(l.tokens[client])
+	l.tokenMu.Lock()
+	token := l.tokens[client]
+	l.tokenMu.Unlock()
+	req.Header = callHeaders(token)
 	rec.Sent = time.Now()
 	resp, unanswered, err := l.do(req, rec.Nonce+"/1")
 	if err != nil && unanswered && abandoned.Load() == 0 {
@@ -486,7 +537,7 @@ func (l *chaosLoad) call(parent context.Context, kind callKind, client string, s
 		// an HTTP/1.1 client does for an idempotent request.
 		rec.FirstErr, rec.FirstAt = err.Error(), time.Now()
 		req, _ = http.NewRequestWithContext(ctx, http.MethodPost, l.g.URL+"/scrape", bytes.NewReader(body))
-		req.Header = callHeaders(l.tokens[client])
+		req.Header = callHeaders(token)
 		resp, _, err = l.do(req, rec.Nonce+"/2")
 	}
 	var raw []byte
@@ -615,6 +666,7 @@ type workerSet struct {
 	args []string
 
 	mu    sync.Mutex
+	all   []*Worker
 	alive []*Worker
 	gone  []workerExit
 }
@@ -633,6 +685,7 @@ func (s *workerSet) start() *Worker {
 	w := StartWorker(s.t, s.url, s.args...)
 	s.mu.Lock()
 	s.alive = append(s.alive, w)
+	s.all = append(s.all, w)
 	s.mu.Unlock()
 	return w
 }
@@ -669,6 +722,10 @@ type faultRecord struct {
 	Note string
 	// Pid is the worker a worker fault killed or stopped.
 	Pid int
+	// StoppedAt is when the broker had stopped (broker restart), and
+	// OutageClients the clients that abandoned their calls then.
+	StoppedAt     time.Time
+	OutageClients []string
 	// Recovery is computed by the report.
 	Recovery  time.Duration
 	Recovered bool
@@ -682,6 +739,7 @@ type faultInjector struct {
 	g  *Gateway
 	ws *workerSet
 	l  *chaosLoad
+	ev *eventRecorder
 }
 
 // inject runs fault name, then waits for the system to recover and settle.
@@ -724,10 +782,20 @@ func (fi *faultInjector) inject(name string) faultRecord {
 		f.Pid = e.Pid
 		f.Note = fmt.Sprintf("exited %v after SIGTERM", e.Took.Round(time.Millisecond))
 	case faultBrokerRestart:
+		// Calls whose tasks run when the broker stops and whose clients
+		// leave while it is down: their task.cancel cannot be published
+		// then, yet their tasks must not run again after the restart.
+		clients, abandon, wait := fi.l.outageCalls(fi.p.OutageCalls)
+		fi.waitStarted(clients, 5*time.Second)
 		if err = fi.b.StopApp(); err == nil {
+			f.StoppedAt = time.Now()
+			abandon()
 			time.Sleep(fi.p.BrokerDown)
 			err = fi.b.StartApp()
 		}
+		abandon()
+		wait()
+		f.OutageClients = clients
 	}
 	f.End = time.Now()
 	if err != nil {
@@ -737,6 +805,24 @@ func (fi *faultInjector) inject(name string) faultRecord {
 	fi.l.waitRecovered(f.End, recoveryBound+5*time.Second)
 	time.Sleep(fi.p.Settle)
 	return f
+}
+
+// waitStarted waits until the tasks of clients have started, at most
+// within, and returns how many did.
+func (fi *faultInjector) waitStarted(clients []string, within time.Duration) int {
+	deadline := time.Now().Add(within)
+	for {
+		n := 0
+		for _, e := range fi.ev.Events() {
+			if e.Type == rpc.EventStarted && containsString(clients, e.ClientID) {
+				n++
+			}
+		}
+		if n >= len(clients) || time.Now().After(deadline) {
+			return n
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // reloadGateway posts the example Caddyfile to the admin API's /load, as
