@@ -291,7 +291,9 @@ func TestWSOwnTaskEventsInOrder(t *testing.T) {
 	g, _, _ := startStatusGateway(t, nil)
 	tokA := MintToken(t, GatewaySecret, "client-a", time.Hour, nil)
 	tokB := MintToken(t, GatewaySecret, "client-b", time.Hour, nil)
-	waitScrapeReady(t, g, tokA)
+	// warm up as another client: the events of a call can reach the gateway
+	// after its reply, and A must see only the task below
+	waitScrapeReady(t, g, MintToken(t, GatewaySecret, "warmup", time.Hour, nil))
 
 	a := wsOpen(t, g, tokA, wsAuthHeader, 256)
 	b := wsOpen(t, g, tokB, wsAuthHeader, 256)
