@@ -609,10 +609,11 @@ func (b *specBuilder) parametersExample(s ScriptDescription) any {
 		}
 		return out
 	}
-	if ex == nil {
-		return map[string]any{}
+	if m, ok := ex.(map[string]any); ok {
+		return m
 	}
-	return ex
+	// parameters are an object, whatever the worker's schema says
+	return map[string]any{}
 }
 
 // exampleFromSchema makes up a value that fits a JSON schema: its examples,

@@ -524,3 +524,32 @@ func BenchmarkRenderSpec(b *testing.B) {
 		}
 	}
 }
+
+// FuzzScriptSchemas feeds arbitrary worker parameter schemas to the
+// document builder: it must never panic, and the document must stay valid
+// (a bad schema is replaced, never served as is).
+func FuzzScriptSchemas(f *testing.F) {
+	for _, s := range testScripts {
+		f.Add(string(s.ParametersSchema))
+	}
+	f.Add(`{"type":"object","properties":{"a":{"$ref":"#/$defs/a"}},"$defs":{"a":{"type":["string","null"]}}}`)
+	f.Add(`{"type":"array","items":{"enum":[1,"x",null]},"minItems":2}`)
+	f.Add(`true`)
+	f.Add(`{"$ref":"#"}`)
+	f.Fuzz(func(t *testing.T, schema string) {
+		if !json.Valid([]byte(schema)) {
+			return
+		}
+		scripts := describeScripts([]rpc.ScriptInfo{{Name: "fuzzed", Versions: []string{"1"}, ParametersSchema: json.RawMessage(schema)}})
+		body, err := renderSpec(context.Background(), specOptions{}, scripts, nil)
+		if err != nil {
+			t.Fatalf("renderSpec: %v", err)
+		}
+		if err := validateSpecJSON(context.Background(), body); err != nil {
+			t.Fatalf("schema %s made an invalid document: %v", schema, err)
+		}
+		var m map[string]any
+		_ = json.Unmarshal([]byte(schema), &m)
+		_ = exampleFromSchema(m, 0)
+	})
+}
