@@ -13,6 +13,14 @@
 //	http.handlers.scrape_scripts   scrape_scripts               GET /scripts: the scripts live workers advertise (behind jwt_auth)
 //	http.handlers.scrape_docs      scrape_docs                  GET /docs: Swagger UI (embedded, pinned) with a token field
 //	http.handlers.scrape_dashboard scrape_dashboard             GET /dashboard: a live page over ws_status (embedded, no external requests)
+//	http.handlers.jwt_auth         jwt_auth                     bearer JWTs / API keys; sets {http.auth.user.id}, 401 UNAUTHORIZED with a reason
+//	http.authentication.providers.scrapegate_jwt      (in jwt_auth)  caddyauth provider: JWTs (HMAC, RSA, ECDSA, EdDSA; PEM, JWKS file/URL)
+//	http.authentication.providers.scrapegate_api_key  (in jwt_auth)  caddyauth provider: SHA-256-hashed API keys
+//	http.handlers.scrape_target    scrape_target                {http.scrape.target_host}: the host of parameters.url, for a per-site rate_limit zone
+//	http.handlers.scrape_in_flight scrape_in_flight             429 TOO_MANY_IN_FLIGHT over a client's cap of calls in flight
+//	http.handlers.scrape_cors      scrape_cors                  CORS: allowed origins, preflights
+//
+//	commands: `scrapegate token` (mint an access token), `scrapegate apikey` (a new API key and its hashed config line)
 //
 // Other engineers' modules of this package (authentication, live status,
 // documentation) get the broker link from the app the same way: in their
