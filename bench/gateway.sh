@@ -18,8 +18,8 @@
 #   GATEWAY_PORT=18080 GATEWAY_ADMIN=127.0.0.1:12019
 #   CADDYFILE=Caddyfile    the config the gateway runs
 #   ACCESS_LOG=1           0: run with the access log off (a copy of CADDYFILE without `log`)
-#   PPROF=0                1: take a 10 s CPU profile of the gateway during the c=64 step
-#                          into $OUT/gateway.pprof (needs DURATION >= 12)
+#   PPROF=0                1: take a CPU profile of the gateway during the c=64 step
+#                          into $OUT/gateway.pprof
 #   SHARED_BENCH=<repo>/../shared/bench   where run.sh lives
 #   OUT=<dir>              results (default: a new /tmp/scrapegate-bench.XXXXXX)
 set -euo pipefail
@@ -58,7 +58,10 @@ fi
 export JWT_SECRET_KEY=${JWT_SECRET_KEY:-$(openssl rand -hex 32)}
 gw_env=(
 	SCRAPEGATE_ADDR=":$GATEWAY_PORT" SCRAPEGATE_ADMIN="$GATEWAY_ADMIN" AMQP_REPLY_MODE="$REPLY_MODE"
-	RATE_LIMIT_REQUESTS=1000000000 SITE_RATE_LIMIT_REQUESTS=1000000000 MAX_IN_FLIGHT_PER_CLIENT=100000
+	# caddy-ratelimit keeps a ring buffer of `events` timestamps per key: raise the
+	# limits past what this machine can do in a 1 s window, not to absurd numbers
+	RATE_LIMIT_REQUESTS=100000 RATE_LIMIT_WINDOW=1s SITE_RATE_LIMIT_REQUESTS=100000 SITE_RATE_LIMIT_WINDOW=1s
+	MAX_IN_FLIGHT_PER_CLIENT=100000
 )
 env "${gw_env[@]}" bin/scrapegate run --config "$config" --adapter caddyfile >"$OUT/gateway.log" 2>&1 &
 GW=$!
@@ -88,10 +91,13 @@ fi
 
 if [[ $PPROF == 1 ]]; then
 	(
-		# the c=64 step starts after the c=1 and c=16 steps (each WARMUP + DURATION + a quiet wait)
-		while ! grep -q '"target": "gateway".*"conc": 16,' "$OUT"/results.jsonl 2>/dev/null; do sleep 1; done
-		sleep $((WARMUP + 1))
-		curl -s -o "$OUT/gateway.pprof" "http://$GATEWAY_ADMIN/debug/pprof/profile?seconds=10"
+		# profile the gateway while wrk runs its c=64 step against it
+		for _ in $(seq 1 3600); do
+			pgrep -f "wrk -t2 -c64 -d${DURATION}s .*:$GATEWAY_PORT/scrape" >/dev/null && break
+			sleep 0.5
+		done
+		curl -s -o "$OUT/gateway.pprof" "http://$GATEWAY_ADMIN/debug/pprof/profile?seconds=$((DURATION > 2 ? DURATION - 1 : 1))"
+		echo "CPU profile of the c=64 step: go tool pprof -top bin/scrapegate $OUT/gateway.pprof" >&2
 	) &
 fi
 
