@@ -185,7 +185,8 @@ func (p *procSampler) systemCPU() float64 {
 		return 0
 	}
 	t := ts[0]
-	total := t.Total()
+	// guest time is already counted in user time on Linux
+	total := t.User + t.System + t.Idle + t.Nice + t.Iowait + t.Irq + t.Softirq + t.Steal
 	busy := total - t.Idle - t.Iowait
 	dBusy, dTotal := busy-p.prevBusy, total-p.prevTotal
 	first := p.prevTotal == 0
