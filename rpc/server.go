@@ -602,7 +602,11 @@ func (s *Server) reply(sess *serverSession, d *amqp.Delivery, t *Task, start tim
 			ContentType:   "application/json",
 			CorrelationId: d.CorrelationId,
 			Timestamp:     now,
-			Body:          body,
+			// persistent: a confirmed reply waiting in the gateway's
+			// durable reply queue survives a broker restart (the task is
+			// acked once the reply is confirmed, so it is not run again)
+			DeliveryMode: amqp.Persistent,
+			Body:         body,
 		})
 		if err != nil || !dc.Wait() {
 			// Not confirmed: leave the task to be redelivered.
