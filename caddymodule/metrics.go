@@ -26,7 +26,7 @@ const metricsNamespace = "scrapegate"
 // for them.
 var (
 	descCalls = prometheus.NewDesc(metricsNamespace+"_calls_total",
-		"Calls answered by the gateway, by script and outcome (completed, a worker error code, or a gateway error code).",
+		"Calls answered by the gateway, by script and outcome (completed; failed: the script ran and failed; or the gateway's error code).",
 		[]string{"script", "outcome"}, nil)
 	descCallDuration = prometheus.NewDesc(metricsNamespace+"_call_duration_seconds",
 		"Time from the start of a call to its answer (the RPC round trip through the broker and the worker), by script.",

@@ -9,7 +9,7 @@ import (
 )
 
 // OutcomeCompleted is the outcome of a call whose script ran and completed.
-// Every other outcome (a worker's error code, "failed", or a catalogue code
+// Every other outcome ("failed": the script ran and failed, or a catalogue code
 // of the gateway) counts as a failure in the totals and the time series.
 const OutcomeCompleted = "completed"
 
@@ -62,7 +62,7 @@ type callStats struct {
 type cellKey struct{ script, outcome string }
 
 // Record counts one call of script that ended with outcome (a catalogue code,
-// a worker's error code, or "completed"/"failed") after d.
+// or "completed"/"failed", as scrape_rpc's {http.scrape_rpc.outcome}) after d.
 func (s *callStats) Record(script, outcome string, d time.Duration) {
 	s.RecordAt(now(), script, outcome, d)
 }
@@ -153,8 +153,9 @@ type CallTotals struct {
 	Completed uint64 `json:"completed"`
 	// Failed counts every other call: failed scripts and gateway errors.
 	Failed uint64 `json:"failed"`
-	// ByOutcome counts the calls by outcome ("completed", a worker's error
-	// code such as SCRIPT_ERROR, or a gateway code such as TIMEOUT).
+	// ByOutcome counts the calls by outcome: "completed", "failed" (the
+	// script ran and failed), or the gateway's error code (TIMEOUT,
+	// NO_WORKERS, ...).
 	ByOutcome map[string]uint64 `json:"by_outcome"`
 	// Latency summarises how long the calls took.
 	Latency LatencySummary `json:"latency_ms"`
