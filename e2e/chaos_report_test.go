@@ -37,8 +37,9 @@ type chaosReport struct {
 	violations  []violation
 	lost, late  int
 	ranAfter503 int
-	// reloadResets counts first attempts that a reload's closing of idle
-	// keep-alive connections failed before the gateway read them.
+	// reloadResets counts first attempts whose connection a reload closed
+	// (idle keep-alive connections, connections still in the old
+	// listener's accept queue) before the gateway read them.
 	reloadResets int
 	// abandoned calls and what became of their tasks
 	abandoned, abandonedSeen, abandonedStartedBefore, abandonedSkipped int
@@ -150,19 +151,19 @@ func (r *chaosReport) analyse() {
 func (r *chaosReport) checkAnswers() {
 	var retried []string
 	for _, c := range r.Calls {
-		if c.FirstErr != "" {
-			retried = append(retried, c.Nonce+"/1")
+		for _, a := range c.Retried {
+			retried = append(retried, a.Attempt)
 		}
 	}
 	read := attemptsInLog(r.GatewayLog, retried)
 	for _, c := range r.Calls {
-		if c.FirstErr != "" {
+		for _, a := range c.Retried {
 			switch {
-			case read[c.Nonce+"/1"]:
-				r.violate(vReset, c.Phase, "%s: the gateway read the request, then closed the connection without an answer: %s",
-					c.describe(), c.FirstErr)
-			case !r.duringReload(c.FirstAt):
-				r.violate(vReset, c.Phase, "%s: a keep-alive connection was closed outside any reload: %s", c.describe(), c.FirstErr)
+			case read[a.Attempt]:
+				r.violate(vReset, c.Phase, "%s: the gateway read attempt %s, then closed the connection without an answer: %s",
+					c.describe(), a.Attempt, a.Err)
+			case !r.duringReload(a.At):
+				r.violate(vReset, c.Phase, "%s: attempt %s: the connection failed outside any reload: %s", c.describe(), a.Attempt, a.Err)
 			default:
 				r.reloadResets++
 			}
@@ -418,7 +419,7 @@ func (r *chaosReport) workerNotes(byID map[string]*taskEvents) {
 		}
 		// worker ids are <hostname>-<pid>-<random>
 		mark := "-" + strconv.Itoa(f.Pid) + "-"
-		inFlight, finishedThere, finishedElsewhere := 0, 0, 0
+		inFlight, finishedThere, finishedElsewhere, skipped := 0, 0, 0, 0
 		var elsewhere []string
 		for id, te := range byID {
 			var startedHere bool
@@ -440,6 +441,9 @@ func (r *chaosReport) workerNotes(byID map[string]*taskEvents) {
 				continue
 			}
 			inFlight++
+			if te.skipped {
+				skipped++
+			}
 			for _, e := range te.finished {
 				if strings.Contains(e.WorkerID, mark) {
 					finishedThere++
@@ -452,8 +456,8 @@ func (r *chaosReport) workerNotes(byID map[string]*taskEvents) {
 				break
 			}
 		}
-		note := fmt.Sprintf("pid %d had %d tasks running; %d finished on it, %d on another worker (redelivered)",
-			f.Pid, inFlight, finishedThere, finishedElsewhere)
+		note := fmt.Sprintf("pid %d had %d tasks running; %d finished on it, %d on another worker (redelivered), %d redelivered past their deadline and skipped",
+			f.Pid, inFlight, finishedThere, finishedElsewhere, skipped)
 		if len(elsewhere) > 0 {
 			note += fmt.Sprintf(" %v", elsewhere)
 		}
@@ -632,7 +636,7 @@ func (r *chaosReport) table() string {
 	fmt.Fprintf(&sb, "| answers other than 200 / 503 / 504 with the contract's code | %d | 0 |\n", byClass[vStatus])
 	fmt.Fprintf(&sb, "| answers later than timeout + 1 s | %d | 0 |\n", byClass[vSlow])
 	fmt.Fprintf(&sb, "| connection resets | %d | 0 |\n", byClass[vReset])
-	fmt.Fprintf(&sb, "| keep-alive connections a reload closed before the gateway read their request (sent again; Caddy/net/http behaviour) | %d | - |\n", r.reloadResets)
+	fmt.Fprintf(&sb, "| requests whose connection a reload closed before the gateway read them (sent again; Caddy/net/http/SO_REUSEPORT behaviour) | %d | - |\n", r.reloadResets)
 	fmt.Fprintf(&sb, "| lost confirmed tasks | %d | 0 |\n", r.lost)
 	fmt.Fprintf(&sb, "| late executions (after the deadline or the disconnect) | %d | 0 |\n", r.late)
 	fmt.Fprintf(&sb, "| longest recovery after a fault | %.1f s | ≤ 10 s |\n", maxRec.Seconds())

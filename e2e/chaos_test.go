@@ -12,6 +12,7 @@ import (
 	"net/http/httptrace"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -83,6 +84,9 @@ type chaosProfile struct {
 	// GoroutineSlack is how many goroutines above the baseline the gateway
 	// may keep after the run.
 	GoroutineSlack int
+	// GatewayLogBytes is the room reserved for the gateway's output (its
+	// access log: about 1.3 kB a call), see reserveLogs.
+	GatewayLogBytes int
 }
 
 var chaosProfiles = map[string]chaosProfile{
@@ -91,14 +95,14 @@ var chaosProfiles = map[string]chaosProfile{
 		TimeoutSlots: 2, DisconnectSlots: 4, NormalTimeout: 5, MaxSleepMS: 20,
 		Reloads: 3, OutageCalls: 4, BrokerDown: time.Second,
 		Warmup: 2 * time.Second, Steady: time.Second, Settle: 500 * time.Millisecond,
-		GoroutineSlack: 5,
+		GoroutineSlack: 5, GatewayLogBytes: 256 << 20,
 	},
 	"long": {
 		Name: "long", Concurrency: 256, Duration: 5 * time.Minute, Workers: 3, WorkerConcurrency: 64,
 		TimeoutSlots: 8, DisconnectSlots: 16, NormalTimeout: 10, MaxSleepMS: 20,
 		Reloads: 5, OutageCalls: 8, BrokerDown: 3 * time.Second,
 		Warmup: 5 * time.Second, Steady: 5 * time.Second, Settle: 5 * time.Second,
-		GoroutineSlack: 5,
+		GoroutineSlack: 5, GatewayLogBytes: 1536 << 20,
 	},
 }
 
@@ -160,6 +164,7 @@ func TestChaos(t *testing.T) {
 		"MAX_IN_FLIGHT_PER_CLIENT": "100000",
 	})
 	g.URL = fmt.Sprintf("http://127.0.0.1:%d", port)
+	reserveLogs(g.p, p.GatewayLogBytes)
 	g.WaitHealthy(t, 60*time.Second)
 
 	ws := &workerSet{t: t, url: b.URL, args: []string{"-concurrency", strconv.Itoa(p.WorkerConcurrency)}}
@@ -177,6 +182,10 @@ func TestChaos(t *testing.T) {
 	warm := l.run()
 	time.Sleep(p.Warmup)
 	warm.stop()
+	// idle keep-alive connections hold gateway goroutines: close them
+	// before each sample
+	l.client.CloseIdleConnections()
+	time.Sleep(500 * time.Millisecond)
 	base, err := sampleLeaks(g, b)
 	if err != nil {
 		t.Fatalf("taking the baseline: %v", err)
@@ -210,6 +219,7 @@ func TestChaos(t *testing.T) {
 
 	t.Logf("%v: load stopped after %d calls", time.Since(testStart).Round(time.Millisecond), l.count())
 	rep.Drain = waitDrained(b, drainBound+10*time.Second)
+	l.client.CloseIdleConnections()
 	rep.Baseline = base
 	rep.End, rep.LeakErr = waitNoLeaks(g, b, base, p.GoroutineSlack, 20*time.Second)
 	// events of the last calls may still be on their way
@@ -243,6 +253,17 @@ func TestChaos(t *testing.T) {
 			t.Logf("gateway goroutines after the run:\n%s", dump)
 		}
 	}
+}
+
+// reserveLogs makes room for n bytes of a child process's output in the
+// buffer that captures it. Without it the buffer copies itself each time it
+// grows; a copy of hundreds of MB takes seconds, the pipe from the process
+// fills meanwhile, and the gateway blocks on its next log write: a stall of
+// the whole gateway that the suite would blame on it.
+func reserveLogs(p *proc, n int) {
+	p.logs.mu.Lock()
+	p.logs.buf.Grow(n)
+	p.logs.mu.Unlock()
 }
 
 func containsString(list []string, s string) bool {
@@ -294,11 +315,22 @@ type callRecord struct {
 	Stamp   time.Time
 	Err     string // transport error
 	BadBody string
-	// FirstErr is the error of a first attempt that failed on a reused
-	// keep-alive connection before any answer (FirstAt: when); the call was
-	// sent again.
-	FirstErr string
-	FirstAt  time.Time
+	// Retried are the attempts whose connection failed before any
+	// answer; the call was sent again after each.
+	Retried []failedAttempt
+}
+
+// maxAttempts bounds the attempts of a call whose connection fails before
+// an answer (a retry may land on another connection a reload is closing).
+const maxAttempts = 3
+
+// failedAttempt is an attempt of a call whose connection failed before any
+// answer came back.
+type failedAttempt struct {
+	// Attempt is its callHeader value.
+	Attempt string
+	Err     string
+	At      time.Time
 }
 
 // chaosLoad makes the calls and records them.
@@ -529,16 +561,23 @@ func (l *chaosLoad) call(abandon <-chan struct{}, kind callKind, client string, 
 	l.tokenMu.Unlock()
 	req.Header = callHeaders(token)
 	rec.Sent = time.Now()
-	resp, unanswered, err := l.do(req, rec.Nonce+"/1")
-	if err != nil && unanswered && abandoned.Load() == 0 {
-		// A keep-alive connection the gateway closed before it sent a
-		// byte of an answer (the report checks, from the gateway's access
-		// log, that the request was never read): safe to send again, as
-		// an HTTP/1.1 client does for an idempotent request.
-		rec.FirstErr, rec.FirstAt = err.Error(), time.Now()
+	var resp *http.Response
+	var err error
+	for attempt := 1; ; attempt++ {
+		name := rec.Nonce + "/" + strconv.Itoa(attempt)
+		var unanswered bool
+		resp, unanswered, err = l.do(req, name)
+		if err == nil || !unanswered || abandoned.Load() != 0 || attempt == maxAttempts {
+			break
+		}
+		// The connection failed before a byte of an answer came back. The
+		// report checks, from the gateway's access log, that the gateway
+		// never read this attempt (and that it happened during a reload):
+		// then it is safe to send again, as an HTTP/1.1 client does for an
+		// idempotent request.
+		rec.Retried = append(rec.Retried, failedAttempt{Attempt: name, Err: err.Error(), At: time.Now()})
 		req, _ = http.NewRequestWithContext(ctx, http.MethodPost, l.g.URL+"/scrape", bytes.NewReader(body))
 		req.Header = callHeaders(token)
-		resp, _, err = l.do(req, rec.Nonce+"/2")
 	}
 	var raw []byte
 	if err == nil {
@@ -573,19 +612,15 @@ func callHeaders(token string) http.Header {
 	}
 }
 
-// do sends one attempt of a call; unanswered reports that the attempt went
-// out on a reused keep-alive connection and failed before any byte of an
-// answer came back.
+// do sends one attempt of a call; unanswered reports that it failed before
+// any byte of an answer came back.
 func (l *chaosLoad) do(req *http.Request, attempt string) (resp *http.Response, unanswered bool, err error) {
 	req.Header.Set(callHeader, attempt)
-	var reused, answered atomic.Bool
-	trace := &httptrace.ClientTrace{
-		GotConn:              func(info httptrace.GotConnInfo) { reused.Store(info.Reused) },
-		GotFirstResponseByte: func() { answered.Store(true) },
-	}
+	var answered atomic.Bool
+	trace := &httptrace.ClientTrace{GotFirstResponseByte: func() { answered.Store(true) }}
 	req = req.WithContext(httptrace.WithClientTrace(req.Context(), trace))
 	resp, err = l.client.Do(req)
-	return resp, err != nil && reused.Load() && !answered.Load(), err
+	return resp, err != nil && !answered.Load(), err
 }
 
 // parseBody reads the answer's body into the record.
@@ -751,12 +786,22 @@ func (fi *faultInjector) inject(name string) faultRecord {
 	case faultCloseConnections:
 		err = fi.b.CloseAllConnections()
 	case faultReload:
+		before, _ := sampleLeaks(fi.g, fi.b)
 		for i := range fi.p.Reloads {
 			if err = reloadGateway(fi.g); err != nil {
 				err = fmt.Errorf("reload %d: %w", i+1, err)
 				break
 			}
 			time.Sleep(300 * time.Millisecond)
+		}
+		// the broker link lives in a UsagePool: a reload keeps it
+		after, _ := sampleLeaks(fi.g, fi.b)
+		if err == nil && !slices.Equal(before.GatewayConnPIDs, after.GatewayConnPIDs) {
+			err = fmt.Errorf("the gateway's broker connections changed across the reloads: %v before, %v after",
+				before.GatewayConnPIDs, after.GatewayConnPIDs)
+		}
+		if err == nil {
+			f.Note = fmt.Sprintf("%d reloads; the gateway kept its broker connection %v", fi.p.Reloads, after.GatewayConnPIDs)
 		}
 	case faultWorkerKill:
 		w := fi.ws.oldest()
