@@ -18,6 +18,7 @@
 #   GATEWAY_PORT=18080 GATEWAY_ADMIN=127.0.0.1:12019
 #   CADDYFILE=Caddyfile    the config the gateway runs
 #   ACCESS_LOG=1           0: run with the access log off (a copy of CADDYFILE without `log`)
+#   CALL_LOG=1             0: run with the default logger at WARN (no "scrape call" line per call)
 #   PPROF=0                1: take a CPU profile of the gateway during the c=64 step
 #                          into $OUT/gateway.pprof
 #   SHARED_BENCH=<repo>/../shared/bench   where run.sh lives
@@ -32,6 +33,7 @@ GATEWAY_PORT=${GATEWAY_PORT:-18080}
 GATEWAY_ADMIN=${GATEWAY_ADMIN:-127.0.0.1:12019}
 CADDYFILE=${CADDYFILE:-Caddyfile}
 ACCESS_LOG=${ACCESS_LOG:-1}
+CALL_LOG=${CALL_LOG:-1}
 PPROF=${PPROF:-0}
 SHARED_BENCH=${SHARED_BENCH:-$ROOT/../shared/bench}
 OUT=${OUT:-$(mktemp -d /tmp/scrapegate-bench.XXXXXX)}
@@ -50,9 +52,16 @@ export RAW_MODES PHASES
 [[ -x $SHARED_BENCH/run.sh ]] || { echo "$SHARED_BENCH/run.sh not found (set SHARED_BENCH)" >&2; exit 1; }
 
 config=$CADDYFILE
-if [[ $ACCESS_LOG == 0 ]]; then
+if [[ $ACCESS_LOG == 0 || $CALL_LOG == 0 ]]; then
 	config=$OUT/bench.Caddyfile
-	grep -vE '^[[:space:]]*log[[:space:]]*$' "$CADDYFILE" >"$config"
+	awk -v access="$ACCESS_LOG" -v calls="$CALL_LOG" '
+		# drop the log directive of the site (a line, or a block up to its closing brace)
+		access == 0 && /^\tlog[[:space:]]*(\{)?[[:space:]]*$/ { if ($0 ~ /\{/) skip = 1; next }
+		skip { if ($0 ~ /^\t\}[[:space:]]*$/) skip = 0; next }
+		# raise the default logger to warn: no info line per call
+		calls == 0 && !done && /^\{[[:space:]]*$/ { print; print "\tlog {\n\t\tlevel WARN\n\t}"; done = 1; next }
+		{ print }
+	' "$CADDYFILE" >"$config"
 fi
 
 export JWT_SECRET_KEY=${JWT_SECRET_KEY:-$(openssl rand -hex 32)}

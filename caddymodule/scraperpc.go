@@ -153,9 +153,9 @@ func (h *ScrapeRPC) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhtt
 		clientID = AnonymousClient
 	}
 
-	c := call{requestID: reqID, clientID: clientID, start: start}
-	err := h.serve(w, r, &c)
-	h.finish(repl, &c, err)
+	c := &call{requestID: reqID, clientID: clientID, start: start}
+	err := h.serve(w, r, c)
+	h.finish(repl, c, err)
 	return err
 }
 
@@ -169,7 +169,38 @@ type call struct {
 	errorCode string
 	workerID  string
 	start     time.Time
+	duration  time.Duration
 	err       error // the internal cause of a failure, for the log
+}
+
+// placeholderPrefix is the namespace of the placeholders scrape_rpc sets.
+const placeholderPrefix = "http.scrape_rpc."
+
+// placeholder resolves the {http.scrape_rpc.*} placeholders of the call. It
+// is registered with the request's replacer once the call is over: one
+// provider resolved on demand costs less than setting every value.
+func (c *call) placeholder(key string) (any, bool) {
+	name, ok := strings.CutPrefix(key, placeholderPrefix)
+	if !ok {
+		return nil, false
+	}
+	switch name {
+	case "request_id":
+		return c.requestID, true
+	case "client_id":
+		return c.clientID, true
+	case "script":
+		return c.script, true
+	case "outcome":
+		return c.outcome, true
+	case "error_code":
+		return c.errorCode, true
+	case "worker_id":
+		return c.workerID, true
+	case "duration_ms":
+		return c.duration.Milliseconds(), true
+	}
+	return nil, false
 }
 
 // serve does the work of ServeHTTP; its error is the handler's.
@@ -235,13 +266,8 @@ func (h *ScrapeRPC) finish(repl *caddy.Replacer, c *call, err error) {
 	// name itself, so its tables stay bounded
 	h.stats.Record(c.script, c.outcome, d)
 
-	repl.Set("http.scrape_rpc.request_id", c.requestID)
-	repl.Set("http.scrape_rpc.client_id", c.clientID)
-	repl.Set("http.scrape_rpc.script", c.script)
-	repl.Set("http.scrape_rpc.outcome", c.outcome)
-	repl.Set("http.scrape_rpc.error_code", c.errorCode)
-	repl.Set("http.scrape_rpc.worker_id", c.workerID)
-	repl.Set("http.scrape_rpc.duration_ms", d.Milliseconds())
+	c.duration = d
+	repl.Map(c.placeholder)
 
 	if ce := h.logger.Check(zapcore.InfoLevel, "scrape call"); ce != nil {
 		fields := []zap.Field{

@@ -253,6 +253,18 @@ func TestScrapeRPCSuccess(t *testing.T) {
 	if !ok || time.Until(dl) < 29*time.Second || time.Until(dl) > 30*time.Second {
 		t.Errorf("call deadline %v", dl)
 	}
+	for key, want := range map[string]string{
+		"http.scrape_rpc.request_id": reqID, "http.scrape_rpc.client_id": "client-7", "http.scrape_rpc.script": "echo",
+		"http.scrape_rpc.outcome": "completed", "http.scrape_rpc.error_code": "", "http.scrape_rpc.worker_id": "w1",
+		"http.scrape_rpc.duration_ms": "0",
+	} {
+		if v, ok := repl.Get(key); !ok || fmt.Sprint(v) != want {
+			t.Errorf("{%s} = %v %v, want %q", key, v, ok, want)
+		}
+	}
+	if got := repl.ReplaceAll("{http.scrape_rpc.nope}", "?"); got != "?" {
+		t.Errorf("unknown placeholder resolved to %q", got)
+	}
 	if got := logs.FilterMessage("scrape call").All()[0].ContextMap(); got["outcome"] != "completed" || got["client_id"] != "client-7" || got["script"] != "echo" || got["worker_id"] != "w1" {
 		t.Errorf("log %v", got)
 	}
