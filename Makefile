@@ -28,7 +28,7 @@ broker-up: ## make sure the local RabbitMQ answers on 127.0.0.1:5672
 deps: broker-up ## install what the tests need and a fresh machine lacks (Chromium)
 	scripts/ensure-chromium.sh
 
-test: deps lint test-unit fuzz ## every test: lint, unit and integration (real RabbitMQ, real Caddy, real Chromium), short fuzzing, the short fault suite
+test: deps lint test-unit fuzz xcaddy-check ## every test: lint, unit and integration (real RabbitMQ, real Caddy, real Chromium), the short fault suite, short fuzzing, the xcaddy build
 
 test-unit: ## go test -race of every package (the end-to-end package included)
 	$(GO) test -race -count=1 -timeout 20m ./...

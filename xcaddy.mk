@@ -18,7 +18,7 @@ XCADDY ?= $(GO) tool xcaddy
 XCADDY_GOPROXY ?= https://proxy.golang.org|off
 XCADDY_OUT ?= $(BIN)/caddy
 # the module IDs the build must list
-XCADDY_MODULES ?= scrapegate http.handlers.scrape_rpc http.handlers.scrape_error http.handlers.scrape_info http.handlers.rate_limit
+XCADDY_MODULES ?= scrapegate http.handlers.scrape_rpc http.handlers.jwt_auth http.handlers.ws_status http.handlers.scrape_error http.handlers.scrape_info http.handlers.scrape_health http.handlers.scrape_status http.handlers.scrape_target http.handlers.scrape_in_flight http.handlers.scrape_cors http.handlers.scrape_openapi http.handlers.scrape_docs http.handlers.scrape_dashboard http.handlers.scrape_scripts http.authentication.providers.scrapegate_jwt http.authentication.providers.scrapegate_api_key http.handlers.rate_limit
 
 .PHONY: xcaddy-build xcaddy-check
 
