@@ -44,13 +44,20 @@ func startChaosBroker(t *testing.T) *chaosBroker {
 		VHost: "scrapegate-chaos",
 	}
 	b.URL = fmt.Sprintf("amqp://guest:guest@127.0.0.1:%d/%s", b.Port, b.VHost)
-	dir, err := os.MkdirTemp("", "scrapegate-chaos-rmq-")
+	stopStaleChaosBrokers(t)
+	dir, err := os.MkdirTemp("", chaosBrokerDirPrefix)
 	if err != nil {
 		t.Fatalf("creating broker dir: %v", err)
 	}
 	b.dir = dir
 	conf := fmt.Sprintf("listeners.tcp.local = 127.0.0.1:%d\n", b.Port)
-	files := map[string]string{"rabbitmq.conf": conf, "enabled_plugins": "[].\n"}
+	files := map[string]string{
+		"rabbitmq.conf":   conf,
+		"enabled_plugins": "[].\n",
+		// for stopStaleChaosBrokers
+		"owner": strconv.Itoa(os.Getpid()),
+		"node":  b.Node,
+	}
 	for name, body := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
 			t.Fatalf("writing %s: %v", name, err)
@@ -93,6 +100,33 @@ func startChaosBroker(t *testing.T) *chaosBroker {
 		}
 	}
 	return b
+}
+
+// chaosBrokerDirPrefix names the directories of the suite's broker nodes
+// under os.TempDir().
+const chaosBrokerDirPrefix = "scrapegate-chaos-rmq-"
+
+// stopStaleChaosBrokers stops the nodes of earlier runs whose test process
+// is gone (killed before its cleanup ran) and removes their directories.
+func stopStaleChaosBrokers(t *testing.T) {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), chaosBrokerDirPrefix+"*"))
+	for _, dir := range dirs {
+		owner, err := os.ReadFile(filepath.Join(dir, "owner"))
+		if err != nil {
+			continue
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(owner)))
+		if err != nil || syscall.Kill(pid, 0) == nil {
+			continue // its test still runs
+		}
+		node, err := os.ReadFile(filepath.Join(dir, "node"))
+		if err != nil {
+			continue
+		}
+		t.Logf("stopping the broker node %s of an earlier run (process %d is gone)", node, pid)
+		stale := &chaosBroker{Node: strings.TrimSpace(string(node)), dir: dir}
+		stale.stop()
+	}
 }
 
 // ctl runs `rabbitmqctl -n <node> -q args...` (at most 90 s).
@@ -142,9 +176,12 @@ func (b *chaosBroker) CloseAllConnections() error {
 // stop stops the node and removes its data.
 func (b *chaosBroker) stop() {
 	if _, err := b.ctl("stop"); err != nil {
+		// kill the node's Erlang VM, if that pid still is it
 		if raw, rerr := os.ReadFile(filepath.Join(b.dir, "pid")); rerr == nil {
-			if pid, perr := strconv.Atoi(strings.TrimSpace(string(raw))); perr == nil {
-				_ = syscall.Kill(pid, syscall.SIGKILL)
+			pid := strings.TrimSpace(string(raw))
+			cmdline, _ := os.ReadFile(filepath.Join("/proc", pid, "cmdline"))
+			if n, perr := strconv.Atoi(pid); perr == nil && strings.Contains(string(cmdline), b.Node) {
+				_ = syscall.Kill(n, syscall.SIGKILL)
 			}
 		}
 	}

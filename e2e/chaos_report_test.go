@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -43,6 +44,12 @@ type chaosReport struct {
 	reloadResets int
 	// abandoned calls and what became of their tasks
 	abandoned, abandonedSeen, abandonedStartedBefore, abandonedSkipped int
+	// waitedForReconnect counts calls that timed out although their task
+	// completed in time, because the gateway was still reconnecting after a
+	// broker restart (its reply waited in the reply queue)
+	waitedForReconnect int
+	// links are the gateway's broker link ups and downs, from its log
+	links linkEvents
 	// outageStopped counts runs of tasks abandoned during a broker outage
 	// that started again after the restart and were stopped by their cancel
 	outageStopped int
@@ -240,6 +247,7 @@ type taskEvents struct {
 // caller disconnected, and every task that completed in time answered its
 // caller.
 func (r *chaosReport) checkEvents() {
+	r.links = gatewayLinkEvents(r.GatewayLog)
 	byID := make(map[string]*taskEvents)
 	byClient := make(map[string][]string) // client -> request ids, first seen order
 	for _, e := range r.Events {
@@ -303,6 +311,11 @@ func (r *chaosReport) checkEvents() {
 		}
 		for _, done := range te.completed {
 			switch {
+			case c.Status == http.StatusGatewayTimeout && done.TS.Before(c.Stamp.Add(-replySlack)) &&
+				r.links.upAt(done.TS).After(c.Stamp.Add(-replySlack)):
+				// the reply waited in the durable reply queue for the
+				// gateway, which was still reconnecting at the deadline
+				r.waitedForReconnect++
 			case c.Status == http.StatusGatewayTimeout && done.TS.Before(c.Stamp.Add(-replySlack)):
 				r.lost++
 				r.violate(vLost, c.Phase, "%s: completed on %s at %s, yet the caller got %s at %s",
@@ -386,6 +399,57 @@ func (r *chaosReport) checkEvents() {
 			}
 		}
 	}
+}
+
+// linkEvents are the gateway's "broker link up" and "broker link down"
+// log lines, in order.
+type linkEvents []linkEvent
+
+type linkEvent struct {
+	at time.Time
+	up bool
+}
+
+// gatewayLinkEvents reads the gateway's link events from its log.
+func gatewayLinkEvents(log string) linkEvents {
+	var evs linkEvents
+	for _, line := range strings.Split(log, "\n") {
+		up := strings.Contains(line, `"msg":"broker link up"`)
+		if !up && !strings.Contains(line, `"msg":"broker link down`) {
+			continue
+		}
+		var l struct {
+			TS float64 `json:"ts"`
+		}
+		if json.Unmarshal([]byte(line), &l) != nil || l.TS == 0 {
+			continue
+		}
+		sec := int64(l.TS)
+		evs = append(evs, linkEvent{at: time.Unix(sec, int64((l.TS-float64(sec))*1e9)), up: up})
+	}
+	return evs
+}
+
+// upAt returns t if the gateway's link was up at t, or else when it came
+// up next (the zero time if never).
+func (evs linkEvents) upAt(t time.Time) time.Time {
+	up := true // the link is up before its first event
+	for _, e := range evs {
+		if e.at.After(t) {
+			if up {
+				return t
+			}
+			if e.up {
+				return e.at
+			}
+			continue
+		}
+		up = e.up
+	}
+	if up {
+		return t
+	}
+	return time.Unix(1<<40, 0) // never
 }
 
 // outageOf returns the broker restart during whose outage client
@@ -638,6 +702,7 @@ func (r *chaosReport) table() string {
 	fmt.Fprintf(&sb, "| connection resets | %d | 0 |\n", byClass[vReset])
 	fmt.Fprintf(&sb, "| requests whose connection a reload closed before the gateway read them (sent again; Caddy/net/http/SO_REUSEPORT behaviour) | %d | - |\n", r.reloadResets)
 	fmt.Fprintf(&sb, "| lost confirmed tasks | %d | 0 |\n", r.lost)
+	fmt.Fprintf(&sb, "| tasks completed in time whose reply waited in the reply queue while the gateway reconnected after a broker restart (caller got 504) | %d | - |\n", r.waitedForReconnect)
 	fmt.Fprintf(&sb, "| late executions (after the deadline or the disconnect) | %d | 0 |\n", r.late)
 	fmt.Fprintf(&sb, "| longest recovery after a fault | %.1f s | ≤ 10 s |\n", maxRec.Seconds())
 	fmt.Fprintf(&sb, "| queues drained after the load | %.1f s (%v) | ≤ 10 s |\n", r.Drain.Took.Seconds(), r.Drain.Drained)
@@ -704,14 +769,75 @@ func (r *chaosReport) dump(dir string, g *Gateway, ws *workerSet) error {
 	for _, f := range r.Faults {
 		_ = enc.Encode(f)
 	}
+	files["faults.jsonl"] = sb.String()
+	sb.Reset()
 	for _, v := range r.violations {
 		_ = enc.Encode(v)
 	}
-	files["faults-and-violations.jsonl"] = sb.String()
+	files["violations.jsonl"] = sb.String()
 	for name, body := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// loadDump reads the records dump wrote to dir back into a report, to run
+// the checks again (SCRAPEGATE_CHAOS_REANALYSE=<dir>, for developing them).
+func loadDump(dir string, p chaosProfile) (*chaosReport, error) {
+	r := &chaosReport{Profile: p, Drain: drainResult{Drained: true}}
+	log, err := os.ReadFile(filepath.Join(dir, "gateway.log"))
+	if err != nil {
+		return nil, err
+	}
+	r.GatewayLog = string(log)
+	lines := func(name string, each func([]byte) error) error {
+		raw, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			return err
+		}
+		for _, l := range bytes.Split(raw, []byte("\n")) {
+			if len(bytes.TrimSpace(l)) == 0 {
+				continue
+			}
+			if err := each(l); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+		}
+		return nil
+	}
+	if err := lines("calls.jsonl", func(l []byte) error {
+		c := new(callRecord)
+		r.Calls = append(r.Calls, c)
+		return json.Unmarshal(l, c)
+	}); err != nil {
+		return nil, err
+	}
+	if err := lines("events.jsonl", func(l []byte) error {
+		var e chaosEvent
+		r.Events = append(r.Events, e)
+		return json.Unmarshal(l, &r.Events[len(r.Events)-1])
+	}); err != nil {
+		return nil, err
+	}
+	if err := lines("faults.jsonl", func(l []byte) error {
+		var f faultRecord
+		if err := json.Unmarshal(l, &f); err != nil {
+			return err
+		}
+		r.Faults = append(r.Faults, f)
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	for _, c := range r.Calls {
+		if r.Start.IsZero() || (c.Phase == phaseSteady && c.Sent.Before(r.Start)) {
+			r.Start = c.Sent
+		}
+		if c.Ended.After(r.LoadEnd) {
+			r.LoadEnd = c.Ended
+		}
+	}
+	return r, nil
 }

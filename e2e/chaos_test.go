@@ -134,6 +134,19 @@ func TestChaos(t *testing.T) {
 	if !ok {
 		t.Fatalf("SCRAPEGATE_CHAOS=%q: want short or long", name)
 	}
+	if dir := os.Getenv("SCRAPEGATE_CHAOS_REANALYSE"); dir != "" {
+		// development: run the checks again over a dumped run
+		rep, err := loadDump(dir, p)
+		if err != nil {
+			t.Fatalf("loading %s: %v", dir, err)
+		}
+		rep.analyse()
+		t.Logf("checks over %s again:\n%s", dir, rep.table())
+		for _, v := range rep.violationLines(40) {
+			t.Error(v)
+		}
+		return
+	}
 	faults := allFaults
 	if sel := os.Getenv("SCRAPEGATE_CHAOS_FAULTS"); sel != "" {
 		faults = nil
@@ -339,6 +352,8 @@ type chaosLoad struct {
 	g      *Gateway
 	p      chaosProfile
 	client *http.Client
+	// freshClient opens a connection per request (retries).
+	freshClient *http.Client
 
 	tokenMu sync.Mutex
 	tokens  map[string]string
@@ -362,7 +377,8 @@ func newChaosLoad(t *testing.T, g *Gateway, p chaosProfile) *chaosLoad {
 			IdleConnTimeout:     time.Minute,
 			DisableCompression:  true,
 		}},
-		tokens: make(map[string]string),
+		freshClient: &http.Client{Transport: &http.Transport{DisableKeepAlives: true, DisableCompression: true}},
+		tokens:      make(map[string]string),
 	}
 	clients := append([]string{"chaos-timeout"}, normalClients...)
 	for i := range p.DisconnectSlots {
@@ -563,10 +579,11 @@ func (l *chaosLoad) call(abandon <-chan struct{}, kind callKind, client string, 
 	rec.Sent = time.Now()
 	var resp *http.Response
 	var err error
+	fresh := false
 	for attempt := 1; ; attempt++ {
 		name := rec.Nonce + "/" + strconv.Itoa(attempt)
 		var unanswered bool
-		resp, unanswered, err = l.do(req, name)
+		resp, unanswered, err = l.do(req, name, fresh)
 		if err == nil || !unanswered || abandoned.Load() != 0 || attempt == maxAttempts {
 			break
 		}
@@ -575,9 +592,13 @@ func (l *chaosLoad) call(abandon <-chan struct{}, kind callKind, client string, 
 		// never read this attempt (and that it happened during a reload):
 		// then it is safe to send again, as an HTTP/1.1 client does for an
 		// idempotent request.
+		// The retry goes out on a new connection a moment later: the other
+		// idle connections of the pool may be closing with the same reload.
 		rec.Retried = append(rec.Retried, failedAttempt{Attempt: name, Err: err.Error(), At: time.Now()})
+		time.Sleep(time.Duration(10+mrand.IntN(40)) * time.Millisecond)
 		req, _ = http.NewRequestWithContext(ctx, http.MethodPost, l.g.URL+"/scrape", bytes.NewReader(body))
 		req.Header = callHeaders(token)
+		fresh = true
 	}
 	var raw []byte
 	if err == nil {
@@ -614,12 +635,17 @@ func callHeaders(token string) http.Header {
 
 // do sends one attempt of a call; unanswered reports that it failed before
 // any byte of an answer came back.
-func (l *chaosLoad) do(req *http.Request, attempt string) (resp *http.Response, unanswered bool, err error) {
+// With fresh, it goes out on a new connection.
+func (l *chaosLoad) do(req *http.Request, attempt string, fresh bool) (resp *http.Response, unanswered bool, err error) {
 	req.Header.Set(callHeader, attempt)
 	var answered atomic.Bool
 	trace := &httptrace.ClientTrace{GotFirstResponseByte: func() { answered.Store(true) }}
 	req = req.WithContext(httptrace.WithClientTrace(req.Context(), trace))
-	resp, err = l.client.Do(req)
+	c := l.client
+	if fresh {
+		c = l.freshClient
+	}
+	resp, err = c.Do(req)
 	return resp, err != nil && !answered.Load(), err
 }
 
