@@ -451,3 +451,24 @@ func TestGatewayDefaultApp(t *testing.T) {
 		t.Errorf("gateway connections: %+v", conns)
 	}
 }
+
+// TestGatewayDirectReplyMode runs the gateway with reply_mode direct
+// (direct reply-to): calls succeed, and the gateway declares no reply queue.
+func TestGatewayDirectReplyMode(t *testing.T) {
+	amqpURL := NewVHost(t)
+	StartWorker(t, amqpURL)
+	g := StartGateway(t, gatewayCaddyfile, map[string]string{"AMQP_URL": amqpURL, "AMQP_REPLY_MODE": "direct"})
+	waitEcho(t, g)
+	for i := range 20 {
+		resp, b := PostJSON(t, g.URL+"/scrape", map[string]any{"script_name": "echo", "parameters": map[string]int{"i": i}}, nil)
+		if resp.StatusCode != 200 || !strings.Contains(string(b), fmt.Sprintf(`"data":{"i":%d}`, i)) {
+			t.Fatalf("call %d: %d %s", i, resp.StatusCode, b)
+		}
+	}
+	if out := rabbitmqctl(t, "-q", "list_queues", "-p", VHostOf(amqpURL), "name"); strings.Contains(out, "scrape.replies.") {
+		t.Errorf("direct reply mode declared a reply queue:\n%s", out)
+	}
+	if !strings.Contains(g.Logs(), `"reply_mode":"direct"`) {
+		t.Error("the gateway did not start in direct reply mode")
+	}
+}
