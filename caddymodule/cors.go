@@ -18,7 +18,7 @@ import (
 
 func init() {
 	caddy.RegisterModule(new(CORS))
-	httpcaddyfile.RegisterHandlerDirective("scrape_cors", parseCORS)
+	httpcaddyfile.RegisterHandlerDirective("scrape_cors", parseHandler[CORS])
 	httpcaddyfile.RegisterDirectiveOrder("scrape_cors", httpcaddyfile.Before, "header")
 }
 
@@ -191,15 +191,6 @@ func normalizeOrigin(o string) (string, error) {
 		return "", errors.New("want scheme://host[:port]")
 	}
 	return strings.ToLower(u.Scheme + "://" + u.Host), nil
-}
-
-// parseCORS builds the scrape_cors handler from its directive.
-func parseCORS(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-	c := new(CORS)
-	if err := c.UnmarshalCaddyfile(h.Dispenser); err != nil {
-		return nil, err
-	}
-	return c, nil
 }
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:

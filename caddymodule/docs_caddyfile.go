@@ -3,23 +3,13 @@ package caddymodule
 import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
 func init() {
-	httpcaddyfile.RegisterHandlerDirective("scrape_docs", parseScrapeDocs)
+	httpcaddyfile.RegisterHandlerDirective("scrape_docs", parseHandler[ScrapeDocs])
 	httpcaddyfile.RegisterDirectiveOrder("scrape_docs", httpcaddyfile.Before, "respond")
-	httpcaddyfile.RegisterHandlerDirective("scrape_dashboard", parseScrapeDashboard)
+	httpcaddyfile.RegisterHandlerDirective("scrape_dashboard", parseHandler[ScrapeDashboard])
 	httpcaddyfile.RegisterDirectiveOrder("scrape_dashboard", httpcaddyfile.Before, "respond")
-}
-
-// parseScrapeDocs builds the scrape_docs handler from its directive.
-func parseScrapeDocs(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-	s := new(ScrapeDocs)
-	if err := s.UnmarshalCaddyfile(h.Dispenser); err != nil {
-		return nil, err
-	}
-	return s, nil
 }
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
@@ -37,15 +27,6 @@ func (h *ScrapeDocs) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		"dashboard_url": &h.DashboardURL,
 		"title":         &h.Title,
 	}, map[string]bool{"dashboard_url": true})
-}
-
-// parseScrapeDashboard builds the scrape_dashboard handler from its directive.
-func parseScrapeDashboard(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-	s := new(ScrapeDashboard)
-	if err := s.UnmarshalCaddyfile(h.Dispenser); err != nil {
-		return nil, err
-	}
-	return s, nil
 }
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:

@@ -18,7 +18,7 @@ import (
 
 func init() {
 	caddy.RegisterModule(new(ScrapeError))
-	httpcaddyfile.RegisterHandlerDirective("scrape_error", parseScrapeError)
+	httpcaddyfile.RegisterHandlerDirective("scrape_error", parseHandler[ScrapeError])
 	httpcaddyfile.RegisterDirectiveOrder("scrape_error", httpcaddyfile.Before, "respond")
 }
 
@@ -152,31 +152,12 @@ func renderError(err error, acceptLanguage, requestID string) (int, ErrorBody) {
 	}
 }
 
-// parseScrapeError builds the scrape_error handler from its directive,
-// which takes no arguments and no block:
-//
-//	scrape_error [<matcher>]
-func parseScrapeError(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-	s := new(ScrapeError)
-	if err := s.UnmarshalCaddyfile(h.Dispenser); err != nil {
-		return nil, err
-	}
-	return s, nil
-}
-
 // UnmarshalCaddyfile checks that the directive has no arguments or block.
 // Syntax:
 //
 //	scrape_error [<matcher>]
 func (h *ScrapeError) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // consume directive name
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		return d.Errf("unrecognized subdirective: %s", d.Val())
-	}
-	return nil
+	return unmarshalNoArgs(d)
 }
 
 // Interface guards

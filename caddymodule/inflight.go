@@ -15,7 +15,7 @@ import (
 
 func init() {
 	caddy.RegisterModule(new(InFlight))
-	httpcaddyfile.RegisterHandlerDirective("scrape_in_flight", parseInFlight)
+	httpcaddyfile.RegisterHandlerDirective("scrape_in_flight", parseHandler[InFlight])
 	// after the authentication handlers and rate_limit (both before
 	// basic_auth); the example Caddyfile orders it explicitly
 	httpcaddyfile.RegisterDirectiveOrder("scrape_in_flight", httpcaddyfile.After, "basic_auth")
@@ -140,15 +140,6 @@ func (c *inFlightCounter) inFlight(key string) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.counts[key]
-}
-
-// parseInFlight builds the scrape_in_flight handler from its directive.
-func parseInFlight(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-	f := new(InFlight)
-	if err := f.UnmarshalCaddyfile(h.Dispenser); err != nil {
-		return nil, err
-	}
-	return f, nil
 }
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:

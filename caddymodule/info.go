@@ -16,7 +16,7 @@ import (
 
 func init() {
 	caddy.RegisterModule(new(ScrapeInfo))
-	httpcaddyfile.RegisterHandlerDirective("scrape_info", parseScrapeInfo)
+	httpcaddyfile.RegisterHandlerDirective("scrape_info", parseHandler[ScrapeInfo])
 	httpcaddyfile.RegisterDirectiveOrder("scrape_info", httpcaddyfile.Before, "respond")
 }
 
@@ -93,28 +93,12 @@ func (h *ScrapeInfo) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyht
 	return nil
 }
 
-// parseScrapeInfo builds the scrape_info handler from its directive.
-func parseScrapeInfo(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-	s := new(ScrapeInfo)
-	if err := s.UnmarshalCaddyfile(h.Dispenser); err != nil {
-		return nil, err
-	}
-	return s, nil
-}
-
 // UnmarshalCaddyfile checks that the directive has no arguments or block.
 // Syntax:
 //
 //	scrape_info [<matcher>]
 func (h *ScrapeInfo) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // consume directive name
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		return d.Errf("unrecognized subdirective: %s", d.Val())
-	}
-	return nil
+	return unmarshalNoArgs(d)
 }
 
 // Interface guards

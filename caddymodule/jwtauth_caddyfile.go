@@ -10,24 +10,14 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
 func init() {
-	httpcaddyfile.RegisterHandlerDirective("jwt_auth", parseJWTAuth)
+	httpcaddyfile.RegisterHandlerDirective("jwt_auth", parseHandler[JWTAuth])
 	// where basic_auth would be: after rate_limit unless the Caddyfile says
 	// otherwise, which is why the example Caddyfile orders it explicitly
 	// (`order jwt_auth before rate_limit`), so limits key on the client
 	httpcaddyfile.RegisterDirectiveOrder("jwt_auth", httpcaddyfile.Before, "basic_auth")
-}
-
-// parseJWTAuth builds the jwt_auth handler from its directive.
-func parseJWTAuth(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-	ja := new(JWTAuth)
-	if err := ja.UnmarshalCaddyfile(h.Dispenser); err != nil {
-		return nil, err
-	}
-	return ja, nil
 }
 
 // UnmarshalCaddyfile sets up the handler and its providers from Caddyfile

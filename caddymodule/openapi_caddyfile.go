@@ -3,21 +3,11 @@ package caddymodule
 import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
 func init() {
-	httpcaddyfile.RegisterHandlerDirective("scrape_openapi", parseScrapeOpenAPI)
+	httpcaddyfile.RegisterHandlerDirective("scrape_openapi", parseHandler[ScrapeOpenAPI])
 	httpcaddyfile.RegisterDirectiveOrder("scrape_openapi", httpcaddyfile.Before, "respond")
-}
-
-// parseScrapeOpenAPI builds the scrape_openapi handler from its directive.
-func parseScrapeOpenAPI(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-	s := new(ScrapeOpenAPI)
-	if err := s.UnmarshalCaddyfile(h.Dispenser); err != nil {
-		return nil, err
-	}
-	return s, nil
 }
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:

@@ -6,24 +6,14 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
 func init() {
-	httpcaddyfile.RegisterHandlerDirective("scrape_rpc", parseScrapeRPC)
+	httpcaddyfile.RegisterHandlerDirective("scrape_rpc", parseHandler[ScrapeRPC])
 	// after rate_limit (which sits before basic_auth), so limits apply
 	// first; deployments with other plugins should still say
 	// `order scrape_rpc after ...` explicitly (see doc.go)
 	httpcaddyfile.RegisterDirectiveOrder("scrape_rpc", httpcaddyfile.Before, "reverse_proxy")
-}
-
-// parseScrapeRPC builds the scrape_rpc handler from its directive.
-func parseScrapeRPC(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-	s := new(ScrapeRPC)
-	if err := s.UnmarshalCaddyfile(h.Dispenser); err != nil {
-		return nil, err
-	}
-	return s, nil
 }
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:

@@ -4,19 +4,11 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
 func init() {
-	httpcaddyfile.RegisterHandlerDirective("scrape_status", parseScrapeStatus)
+	httpcaddyfile.RegisterHandlerDirective("scrape_status", parseHandler[ScrapeStatus])
 	httpcaddyfile.RegisterDirectiveOrder("scrape_status", httpcaddyfile.Before, "respond")
-}
-
-// parseScrapeStatus sets up the handler from Caddyfile tokens.
-func parseScrapeStatus(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-	m := new(ScrapeStatus)
-	err := m.UnmarshalCaddyfile(h.Dispenser)
-	return m, err
 }
 
 // UnmarshalCaddyfile parses the directive. Syntax:

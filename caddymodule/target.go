@@ -19,7 +19,7 @@ import (
 
 func init() {
 	caddy.RegisterModule(new(ScrapeTarget))
-	httpcaddyfile.RegisterHandlerDirective("scrape_target", parseScrapeTarget)
+	httpcaddyfile.RegisterHandlerDirective("scrape_target", parseHandler[ScrapeTarget])
 	// before rate_limit (which sits before basic_auth) when both are
 	// registered in this order; the example Caddyfile orders it explicitly
 	httpcaddyfile.RegisterDirectiveOrder("scrape_target", httpcaddyfile.Before, "basic_auth")
@@ -128,15 +128,6 @@ func normalizeHost(raw string) string {
 		host = ascii
 	}
 	return host
-}
-
-// parseScrapeTarget builds the scrape_target handler from its directive.
-func parseScrapeTarget(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-	st := new(ScrapeTarget)
-	if err := st.UnmarshalCaddyfile(h.Dispenser); err != nil {
-		return nil, err
-	}
-	return st, nil
 }
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:

@@ -6,19 +6,11 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
 func init() {
-	httpcaddyfile.RegisterHandlerDirective("ws_status", parseWSStatus)
+	httpcaddyfile.RegisterHandlerDirective("ws_status", parseHandler[WSStatus])
 	httpcaddyfile.RegisterDirectiveOrder("ws_status", httpcaddyfile.Before, "respond")
-}
-
-// parseWSStatus sets up the handler from Caddyfile tokens.
-func parseWSStatus(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-	m := new(WSStatus)
-	err := m.UnmarshalCaddyfile(h.Dispenser)
-	return m, err
 }
 
 // UnmarshalCaddyfile parses the directive. Syntax:
