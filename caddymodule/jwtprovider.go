@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -34,6 +36,8 @@ const (
 	DefaultAuthRealm        = "scrapegate"
 	accessTokenType         = "access"
 	minRecommendedSecretLen = 32
+	// jwtCacheSize bounds the verified-token cache of one provider.
+	jwtCacheSize = 4096
 )
 
 // jwtNow is the clock tokens are checked against (tests replace it).
@@ -63,6 +67,12 @@ var jwtNow = time.Now
 // `auth_method` ("jwt"), `role` (from the role claim, when the token has
 // one) and one entry per user_claims name; the authentication handler makes
 // them the placeholders {http.auth.user.id}, {http.auth.user.role}, ...
+//
+// Tokens that verified are remembered (at most 4096 per provider, only
+// while now is within their nbf/iat..exp window, leeway included, and only
+// while the JWKS keys are those they were verified with), so a client that
+// sends the same token on every request pays the parsing and signature
+// check once. Refusals are never remembered.
 //
 // Refused tokens are client errors: Authenticate returns false and sets
 // `WWW-Authenticate: Bearer realm="…", error="invalid_token",
@@ -137,6 +147,7 @@ type JWTProvider struct {
 	jwks   *jwksSource
 	parser []jwt.ParserOption
 	logger *zap.Logger
+	cache  *tokenCache // nil: no caching
 }
 
 // JWTPublicKey is one public key file of JWTProvider.
@@ -168,6 +179,7 @@ func (*JWTProvider) CaddyModule() caddy.ModuleInfo {
 // (files only: no network I/O).
 func (p *JWTProvider) Provision(ctx caddy.Context) error {
 	p.logger = ctx.Logger()
+	p.cache = newTokenCache(jwtCacheSize)
 	if p.Algorithm == "" {
 		p.Algorithm = DefaultJWTAlgorithm
 	}
@@ -352,6 +364,12 @@ func (p *JWTProvider) verifyToken(ctx context.Context, token string) (caddyauth.
 	if len(token) > p.MaxTokenSize {
 		return caddyauth.User{}, fmt.Sprintf("token too large (more than %d bytes)", p.MaxTokenSize), nil
 	}
+	// the JWKS keys before the verification: the result is cached only if
+	// they are still current after it, so it was verified with them
+	gen := p.jwksKeys()
+	if user, ok := p.cache.get(token, jwtNow(), gen); ok {
+		return user, "", nil
+	}
 	alg, kid, reason := tokenHeader(token)
 	if reason != "" {
 		return caddyauth.User{}, reason, nil
@@ -394,7 +412,134 @@ func (p *JWTProvider) verifyToken(ctx context.Context, token string) (caddyauth.
 			user.Metadata[c] = claimString(v)
 		}
 	}
+	if from, until, ok := p.validity(claims); ok && p.jwksKeys() == gen {
+		p.cache.put(token, cachedToken{user: user, from: from, until: until, keys: gen}, jwtNow())
+	}
 	return user, "", nil
+}
+
+// jwksKeys returns the current JWKS keys (nil without a JWKS). Every JWKS
+// refresh publishes a new set, so a cached token is tied to the set it was
+// verified with and is not served once another set is current.
+func (p *JWTProvider) jwksKeys() *keySet {
+	if p.jwks == nil {
+		return nil
+	}
+	return p.jwks.keys.Load()
+}
+
+// validity returns the span in which the claims of a verified token pass
+// the parser's time checks: from max(nbf, iat) - leeway (inclusive) to exp +
+// leeway (exclusive), exactly as golang-jwt compares them.
+func (p *JWTProvider) validity(claims jwt.MapClaims) (from, until time.Time, ok bool) {
+	exp, err := claims.GetExpirationTime()
+	if err != nil || exp == nil {
+		return time.Time{}, time.Time{}, false
+	}
+	leeway := time.Duration(p.Leeway)
+	until = exp.Add(leeway)
+	for _, get := range []func() (*jwt.NumericDate, error){claims.GetNotBefore, claims.GetIssuedAt} {
+		d, err := get()
+		if err != nil {
+			return time.Time{}, time.Time{}, false
+		}
+		if d != nil && d.Add(-leeway).After(from) {
+			from = d.Add(-leeway)
+		}
+	}
+	return from, until, true
+}
+
+// tokenCache remembers tokens that verified: the exact token string maps to
+// the user it authenticated and the span it is valid in. It holds at most
+// max entries and is safe for concurrent use.
+type tokenCache struct {
+	max int
+
+	mu      sync.RWMutex
+	keys    *keySet // the JWKS keys of the entries
+	entries map[string]cachedToken
+}
+
+// cachedToken is one verified token.
+type cachedToken struct {
+	user        caddyauth.User
+	from, until time.Time // valid while from <= now < until
+	keys        *keySet   // the JWKS keys it was verified with
+}
+
+// newTokenCache returns a cache of at most size tokens.
+func newTokenCache(size int) *tokenCache {
+	return &tokenCache{max: size, entries: make(map[string]cachedToken, min(size, 64))}
+}
+
+// get returns the user of token if it verified with the JWKS keys keys and
+// now is within its validity. A nil cache has nothing.
+func (c *tokenCache) get(token string, now time.Time, keys *keySet) (caddyauth.User, bool) {
+	if c == nil {
+		return caddyauth.User{}, false
+	}
+	c.mu.RLock()
+	e, ok := c.entries[token]
+	c.mu.RUnlock()
+	if !ok {
+		return caddyauth.User{}, false
+	}
+	if e.keys != keys || now.Before(e.from) || !now.Before(e.until) {
+		if e.keys != keys || !now.Before(e.until) {
+			c.mu.Lock()
+			if cur, ok := c.entries[token]; ok && cur.until.Equal(e.until) && cur.keys == e.keys {
+				delete(c.entries, token)
+			}
+			c.mu.Unlock()
+		}
+		return caddyauth.User{}, false
+	}
+	user := e.user
+	user.Metadata = maps.Clone(e.user.Metadata)
+	return user, true
+}
+
+// put remembers a verified token. When e was verified with other JWKS keys
+// than the entries, the entries are dropped first; when the cache is full,
+// an entry expired at now, else an arbitrary one, makes room.
+func (c *tokenCache) put(token string, e cachedToken, now time.Time) {
+	if c == nil || c.max <= 0 {
+		return
+	}
+	e.user.Metadata = maps.Clone(e.user.Metadata)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.keys != e.keys {
+		clear(c.entries)
+		c.keys = e.keys
+	}
+	if _, ok := c.entries[token]; !ok && len(c.entries) >= c.max {
+		// map iteration starts at a random entry: look at a few for an
+		// expired one, else evict the first
+		victim, seen := "", 0
+		for k, v := range c.entries {
+			if seen == 0 {
+				victim = k
+			}
+			if !now.Before(v.until) {
+				victim = k
+				break
+			}
+			if seen++; seen == 8 {
+				break
+			}
+		}
+		delete(c.entries, victim)
+	}
+	c.entries[token] = e
+}
+
+// len returns the number of cached tokens.
+func (c *tokenCache) len() int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.entries)
 }
 
 // keysFor returns the keys that may verify a token with header alg and kid,
