@@ -485,10 +485,16 @@ func (r *chaosReport) workerNotes(byID map[string]*taskEvents) {
 		mark := "-" + strconv.Itoa(f.Pid) + "-"
 		inFlight, finishedThere, finishedElsewhere, skipped := 0, 0, 0, 0
 		var elsewhere []string
+		// tasks that an earlier fault interrupted on this worker (a lost
+		// connection) are not its tasks at this signal
+		var since time.Time
+		if i > 0 {
+			since = r.Faults[i-1].End
+		}
 		for id, te := range byID {
 			var startedHere bool
 			for _, s := range te.started {
-				if strings.Contains(s.WorkerID, mark) && s.TS.Before(f.Start) {
+				if strings.Contains(s.WorkerID, mark) && s.TS.Before(f.Start) && s.TS.After(since) {
 					startedHere = true
 				}
 			}
