@@ -473,8 +473,11 @@ func (c *Client) publishAccepted(ch *amqp.Channel, t *Task) {
 
 // onReply routes one reply to its call.
 func (c *Client) onReply(correlationID string, body []byte) {
-	if c.pend.deliver(correlationID, result{kind: outReply, body: body}) {
+	// counted before the call hears of it, so that its caller reads a
+	// count that includes it
+	if call := c.pend.take(correlationID); call != nil {
 		c.replies.Add(1)
+		call.ch <- result{kind: outReply, body: body}
 		return
 	}
 	c.late.Add(1)
@@ -564,8 +567,11 @@ func (h *clientHandler) up(s *session) error {
 		returns := ch.NotifyReturn(make(chan amqp.Return, 64))
 		s.goroutine(func() {
 			for r := range returns {
-				if c.pend.deliver(r.CorrelationId, result{kind: outReturned}) {
+				// counted before the call hears of it, so that its
+				// caller reads a count that includes it
+				if call := c.pend.take(r.CorrelationId); call != nil {
 					c.returns.Add(1)
+					call.ch <- result{kind: outReturned}
 				}
 			}
 		})
