@@ -58,7 +58,7 @@ type Client struct {
 
 	calls, replies, timeouts, returns, late, nacks, cancels atomic.Uint64
 	inFlight                                                atomic.Int64
-	// lost are the cancels not published while the link was down.
+	// lost are the cancels to publish again (see lostCancels).
 	lost lostCancels
 	// confirmed counts tasks the broker confirmed (for tests).
 	confirmed atomic.Uint64
@@ -397,9 +397,18 @@ func (c *Client) abandon(ctx context.Context, ch *amqp.Channel, t *Task, cl *cal
 	c.cancels.Add(1)
 	deadline, _ := ctx.Deadline()
 	if err := c.publishCancel(ch, t.RequestID); err != nil {
-		// the link is down: publish it once the link is back (issue 8)
+		// the link is down: publish it again once the link is back, until
+		// the task's deadline (see lostCancels)
 		c.lost.add(t.RequestID, deadline)
 		c.logger.Debug("publishing task.cancel; kept for the reconnect", zap.String("request_id", t.RequestID), zap.Error(err))
+	} else {
+		// published, yet a worker that is reconnecting has no control
+		// queue to receive it: publish it again on heartbeats for a while
+		until := time.Now().Add(3*c.cfg.HeartbeatInterval + c.cfg.ReconnectMax)
+		if deadline.Before(until) {
+			until = deadline
+		}
+		c.lost.add(t.RequestID, until)
 	}
 	return Reply{}, fmt.Errorf("%w while waiting for reply: %w", ErrCanceled, cause)
 }

@@ -84,3 +84,66 @@ func TestCancelWhileLinkDownStopsRedeliveredTask(t *testing.T) {
 		})
 	}
 }
+
+// A caller that goes away while the only worker is reconnecting: the client
+// publishes the task.cancel, but the worker's control queue does not exist
+// then, so the fanout drops it; the worker, once back, takes the task from
+// the queue. The client publishes recent cancels again on each heartbeat, so
+// the task is stopped right after it starts (found by the fault suite).
+func TestCancelWhileWorkerReconnectsStopsQueuedTask(t *testing.T) {
+	t.Parallel()
+	vh := newVHost(t)
+	type run struct {
+		id    string
+		at    time.Time
+		cause error
+	}
+	started := make(chan run, 4)
+	stopped := make(chan run, 4)
+	h := FuncHandler{ScriptList: echoScripts, Func: func(ctx context.Context, t Task) (json.RawMessage, error) {
+		started <- run{id: t.RequestID, at: time.Now()}
+		<-ctx.Done()
+		stopped <- run{id: t.RequestID, at: time.Now(), cause: context.Cause(ctx)}
+		return nil, context.Cause(ctx)
+	}}
+	startServer(t, ServerConfig{
+		URL: vh.url, Concurrency: 1, HeartbeatInterval: 200 * time.Millisecond,
+		ReconnectMin: 5 * time.Second, ReconnectMax: 5 * time.Second, // away 2.5-5 s
+	}, h)
+	c := startClient(t, ClientConfig{URL: vh.url}) // back in 10-200 ms
+	waitFor(t, 10*time.Second, "worker heard", func() bool { return len(c.Workers()) == 1 })
+
+	vh.closeAllConnections(t)
+	waitFor(t, 10*time.Second, "client link down", func() bool { return !c.Connected() })
+	waitFor(t, 2*time.Second, "client link back (the worker's is not)", c.Connected)
+	ctx, cancelCall := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancelCall()
+	res := make(chan error, 1)
+	go func() {
+		_, err := c.Call(ctx, echoTask(map[string]any{"queued": true}))
+		res <- err
+	}()
+	waitFor(t, 5*time.Second, "task queued", func() bool {
+		m, _, err := c.QueueDepth(context.Background(), DefaultPool)
+		return err == nil && m == 1
+	})
+	cancelCall() // published, but no worker listens now
+	if err := <-res; !errors.Is(err, ErrCanceled) {
+		t.Fatalf("Call: %v, want ErrCanceled", err)
+	}
+	var r run
+	select {
+	case r = <-started:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the worker never took the task")
+	}
+	select {
+	case s := <-stopped:
+		if !errors.Is(s.cause, errTaskCancelled) {
+			t.Fatalf("task ended with %v, want errTaskCancelled", s.cause)
+		}
+		t.Logf("task stopped %v after it started", s.at.Sub(r.at).Round(time.Millisecond))
+	case <-time.After(10 * time.Second):
+		t.Fatal("the task still runs 10 s after it started: its cancel was lost")
+	}
+}
