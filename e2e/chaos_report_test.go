@@ -50,6 +50,10 @@ type chaosReport struct {
 	waitedForReconnect int
 	// links are the gateway's broker link ups and downs, from its log
 	links linkEvents
+	// reconnectStopped counts tasks whose caller left while workers were
+	// reconnecting, that started after that and were stopped by their
+	// cancel, published again on a heartbeat
+	reconnectStopped int
 	// outageStopped counts runs of tasks abandoned during a broker outage
 	// that started again after the restart and were stopped by their cancel
 	outageStopped int
@@ -392,6 +396,16 @@ func (r *chaosReport) checkEvents() {
 							c.describe(), c.Disconnected.Format("15:04:05.000"), id, s.WorkerID, s.TS.Format("15:04:05.000"))
 						continue
 					}
+					if r.duringReconnects(s.TS) {
+						// workers were reconnecting: a cancel published then
+						// reaches a worker only when the gateway publishes it
+						// again, on the worker's heartbeat; it must stop the
+						// task a moment after it started
+						if stop, ok := te.cancelledAfter(s.TS); ok && !stop.After(s.TS.Add(reconnectCancelSlack)) {
+							r.reconnectStopped++
+							continue
+						}
+					}
 					r.late++
 					r.violate(vLate, c.Phase, "%s: abandoned at %s, yet task %s started on %s at %s",
 						c.describe(), c.Disconnected.Format("15:04:05.000"), id, s.WorkerID, s.TS.Format("15:04:05.000"))
@@ -450,6 +464,19 @@ func (evs linkEvents) upAt(t time.Time) time.Time {
 		return t
 	}
 	return time.Unix(1<<40, 0) // never
+}
+
+// duringReconnects reports whether t falls while the workers may be
+// reconnecting: from the start of a broker restart or connection close
+// until 10 s after it ended.
+func (r *chaosReport) duringReconnects(t time.Time) bool {
+	for _, f := range r.Faults {
+		if (f.Name == faultBrokerRestart || f.Name == faultCloseConnections) &&
+			!t.Before(f.Start) && !t.After(f.End.Add(recoveryBound)) {
+			return true
+		}
+	}
+	return false
 }
 
 // outageOf returns the broker restart during whose outage client
@@ -718,6 +745,7 @@ func (r *chaosReport) table() string {
 	fmt.Fprintf(&sb, "| calls abandoned by their client / their task seen by a worker / started before the disconnect / skipped (cancelled or expired) | %d / %d / %d / %d | - |\n",
 		r.abandoned, r.abandonedSeen, r.abandonedStartedBefore, r.abandonedSkipped)
 	fmt.Fprintf(&sb, "| tasks abandoned during a broker outage, run again after the restart and stopped by their republished cancel | %d | - |\n", r.outageStopped)
+	fmt.Fprintf(&sb, "| tasks abandoned while workers reconnected, started by a worker back from it and stopped by their republished cancel | %d | - |\n", r.reconnectStopped)
 	for _, f := range r.Faults {
 		if f.Note != "" {
 			fmt.Fprintf(&sb, "\n- %s at %s: %s", f.Name, f.Start.Format("15:04:05"), f.Note)

@@ -123,6 +123,11 @@ const (
 	// replySlack: a task that completed this long before its caller's
 	// deadline must have answered the caller.
 	replySlack = time.Second
+	// reconnectCancelSlack: a task whose caller left while workers were
+	// reconnecting may start on a worker back from it; its cancel,
+	// published again on that worker's heartbeat (every second here), must
+	// stop it within this.
+	reconnectCancelSlack = 3 * time.Second
 )
 
 func TestChaos(t *testing.T) {
