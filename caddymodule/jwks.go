@@ -49,11 +49,15 @@ type jwksSource struct {
 	fileStamp map[string]fileStamp
 	urlLoaded time.Time     // last download attempt of the URLs
 	loadedCh  chan struct{} // closed at the end of each refresh, then replaced
-	kick      chan struct{} // asks the goroutine for a refresh now
-	started   bool
-	closed    bool
-	cancel    context.CancelFunc
-	done      chan struct{}
+	// refreshing is set while a refresh runs: a refresh that started
+	// before a file changed may publish the old keys, so a waiter that
+	// kicked during it waits for the next one too
+	refreshing bool
+	kick       chan struct{} // asks the goroutine for a refresh now
+	started    bool
+	closed     bool
+	cancel     context.CancelFunc
+	done       chan struct{}
 }
 
 // fileStamp tells whether a file changed since it was read.
@@ -120,7 +124,7 @@ func (s *jwksSource) refreshForKID(ctx context.Context) bool {
 			}
 		}
 	}
-	ch := s.loadedCh
+	ch, stale := s.loadedCh, s.refreshing
 	s.mu.Unlock()
 	if !due {
 		return false
@@ -129,7 +133,18 @@ func (s *jwksSource) refreshForKID(ctx context.Context) bool {
 	case s.kick <- struct{}{}:
 	default:
 	}
-	return waitClosed(ctx, ch)
+	if !waitClosed(ctx, ch) {
+		return false
+	}
+	if stale {
+		// the refresh that was running may have read the files before
+		// they changed: wait for the one the kick asked for
+		s.mu.Lock()
+		ch = s.loadedCh
+		s.mu.Unlock()
+		return waitClosed(ctx, ch)
+	}
+	return true
 }
 
 // start starts the refresher goroutine once, unless the source is closed.
@@ -184,6 +199,9 @@ func (s *jwksSource) run(ctx context.Context) {
 // refresh reloads the files that changed and, with urls, downloads the URLs;
 // then it publishes the keys and wakes the requests waiting for it.
 func (s *jwksSource) refresh(ctx context.Context, urls bool) {
+	s.mu.Lock()
+	s.refreshing = true
+	s.mu.Unlock()
 	for _, f := range s.files {
 		if _, err := s.loadFile(f, false); err != nil {
 			s.logger.Warn("reloading jwks file; keeping its previous keys", zap.String("file", f), zap.Error(err))
@@ -286,6 +304,7 @@ func (s *jwksSource) publish() {
 		sets = append(sets, s.bySource["url:"+u])
 	}
 	s.keys.Store(mergeKeySets(sets...))
+	s.refreshing = false
 	close(s.loadedCh)
 	s.loadedCh = make(chan struct{})
 }
