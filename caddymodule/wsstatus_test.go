@@ -441,7 +441,9 @@ func TestWSStatusSlowReaderDropped(t *testing.T) {
 }
 
 func TestWSStatusPing(t *testing.T) {
-	e := newWSEnv(t, &WSStatus{PingInterval: caddy.Duration(20 * time.Millisecond), WriteTimeout: caddy.Duration(200 * time.Millisecond)})
+	// A pong must come within WriteTimeout: generous, so that a loaded
+	// machine running -race does not make the answering client look mute.
+	e := newWSEnv(t, &WSStatus{PingInterval: caddy.Duration(50 * time.Millisecond), WriteTimeout: caddy.Duration(time.Second)})
 	alive := e.dial(t, "A", "")
 	mute := e.dial(t, "B", "")
 	go func() { // a client that reads answers pings
@@ -452,7 +454,7 @@ func TestWSStatusPing(t *testing.T) {
 		}
 	}()
 	waitFor(t, "the mute client's removal", func() bool { return e.h.hub.len() == 1 })
-	time.Sleep(200 * time.Millisecond) // ten more ping intervals
+	time.Sleep(500 * time.Millisecond) // ten more ping intervals
 	if e.h.hub.len() != 1 {
 		t.Errorf("the client answering pings was dropped")
 	}
