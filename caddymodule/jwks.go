@@ -127,6 +127,11 @@ func (s *jwksSource) refreshForKID(ctx context.Context) bool {
 	ch, stale := s.loadedCh, s.refreshing
 	s.mu.Unlock()
 	if !due {
+		if stale {
+			// a running refresh already read the files as they are now
+			// (their stamps are current) and has yet to publish its keys
+			return waitClosed(ctx, ch)
+		}
 		return false
 	}
 	select {

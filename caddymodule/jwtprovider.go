@@ -551,7 +551,10 @@ func (p *JWTProvider) keysFor(ctx context.Context, alg, kid string) ([]any, stri
 		set = mergeKeySets(p.static, p.jwks.current(ctx))
 	}
 	keys, kidKnown := set.candidates(alg, kid)
-	if len(keys) == 0 && kid != "" && !kidKnown && p.jwks != nil && p.jwks.refreshForKID(ctx) {
+	if len(keys) == 0 && kid != "" && !kidKnown && p.jwks != nil {
+		// look again even when no refresh was due: one may have published
+		// new keys since set was read
+		p.jwks.refreshForKID(ctx)
 		set = mergeKeySets(p.static, p.jwks.current(ctx))
 		keys, kidKnown = set.candidates(alg, kid)
 	}
