@@ -595,6 +595,13 @@ func TestNoWorkers(t *testing.T) {
 	// The queue stays bound: without heartbeats the call would wait for
 	// its timeout. Three intervals after the last heartbeat it fails fast.
 	waitFor(t, 2*time.Second, "worker not live", func() bool { return len(c.Scripts()) == 0 })
+	// A heartbeat the worker sent just before it stopped may still be on its
+	// way (a loaded broker): it makes the worker live again for three
+	// intervals. Wait until calls fail fast, then time one.
+	waitFor(t, 5*time.Second, "calls failing with ErrNoWorkers", func() bool {
+		_, err := callT(c, 300*time.Millisecond, echoTask(map[string]any{"probe": true}))
+		return errors.Is(err, ErrNoWorkers)
+	})
 	start := time.Now()
 	_, err = callT(c, 5*time.Second, echoTask(map[string]any{"i": 2}))
 	if !errors.Is(err, ErrNoWorkers) {
