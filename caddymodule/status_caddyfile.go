@@ -22,17 +22,7 @@ func init() {
 // The block is optional; each subdirective may appear once. See ScrapeStatus
 // for what each does and its default.
 func (h *ScrapeStatus) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // consume directive name
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	seen := make(map[string]bool)
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		name := d.Val()
-		if seen[name] {
-			return d.Errf("duplicate subdirective: %s", name)
-		}
-		seen[name] = true
+	return eachSubdirective(d, func(name string) error {
 		switch name {
 		case "queue_cache", "queue_wait":
 			dur, err := parseDurationArg(d, name, false)
@@ -55,8 +45,8 @@ func (h *ScrapeStatus) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		default:
 			return d.Errf("unrecognized subdirective: %s", name)
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // parseDurationArg reads the one duration argument of subdirective name;

@@ -30,17 +30,7 @@ func init() {
 // The block is optional; each subdirective may appear once. See WSStatus for
 // what each does and its default.
 func (h *WSStatus) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // consume directive name
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	seen := make(map[string]bool)
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		name := d.Val()
-		if seen[name] {
-			return d.Errf("duplicate subdirective: %s", name)
-		}
-		seen[name] = true
+	return eachSubdirective(d, func(name string) error {
 		switch name {
 		case "status_interval":
 			var val string
@@ -49,7 +39,7 @@ func (h *WSStatus) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			if val == "off" {
 				h.StatusInterval = -1
-				continue
+				return nil
 			}
 			dur, err := caddy.ParseDuration(val)
 			if err != nil {
@@ -103,8 +93,8 @@ func (h *WSStatus) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		default:
 			return d.Errf("unrecognized subdirective: %s", name)
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // Interface guard
