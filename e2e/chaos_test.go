@@ -165,6 +165,15 @@ func TestChaos(t *testing.T) {
 		t.Logf("development run: faults %v only", faults)
 	}
 
+	// Registered first, so it runs after every process's cleanup: the
+	// verdict ends the test's output, where CI shows it.
+	var verdict []string
+	t.Cleanup(func() {
+		if t.Failed() && len(verdict) > 0 {
+			t.Logf("fault suite verdict:\n%s", strings.Join(verdict, "\n"))
+		}
+	})
+
 	testStart := time.Now()
 	b := startChaosBroker(t)
 	t.Logf("%v: broker node %s up", time.Since(testStart).Round(time.Millisecond), b.Node)
@@ -258,6 +267,7 @@ func TestChaos(t *testing.T) {
 	for _, v := range rep.violationLines(40) {
 		t.Error(v)
 	}
+	verdict = append(verdict, rep.violationLines(5)...)
 	if t.Failed() || os.Getenv("SCRAPEGATE_CHAOS_DUMP") == "1" {
 		dir := filepath.Join(artifacts, "chaos-"+p.Name+"-"+rep.Start.Format("20060102-150405"))
 		if err := rep.dump(dir, g, ws); err != nil {

@@ -192,10 +192,28 @@ func startProc(t testing.TB, name string, env []string, bin string, args ...stri
 	t.Cleanup(func() {
 		p.stop(10 * time.Second)
 		if t.Failed() || os.Getenv("E2E_LOGS") == "1" {
-			t.Logf("---- %s (pid %d) output ----\n%s", name, p.cmd.Process.Pid, tail(p.logs.String(), 200))
+			logProcOutput(t, name, p.cmd.Process.Pid, p.logs.String())
 		}
 	})
 	return p
+}
+
+// logProcOutput saves a child process's whole output under
+// test-artifacts/logs and puts only its last lines in the test's output: CI
+// shows the end of a failed run's output, where the test's own errors must
+// stay readable rather than buried under hundreds of log lines.
+func logProcOutput(t testing.TB, name string, pid int, out string) {
+	const shown = 15
+	dir := filepath.Join(repoRoot(), "test-artifacts", "logs")
+	file := filepath.Join(dir, fmt.Sprintf("%s-%s-%d.log", strings.ReplaceAll(t.Name(), "/", "_"), filepath.Base(name), pid))
+	if err := os.MkdirAll(dir, 0o755); err == nil {
+		err = os.WriteFile(file, []byte(out), 0o644)
+		if err == nil {
+			t.Logf("---- %s (pid %d): whole output in %s; its last %d lines ----\n%s", name, pid, file, shown, tail(out, shown))
+			return
+		}
+	}
+	t.Logf("---- %s (pid %d) output ----\n%s", name, pid, tail(out, 200))
 }
 
 // stop sends SIGTERM, waits up to grace, then kills the process group.
