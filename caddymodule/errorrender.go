@@ -72,6 +72,15 @@ func (h *ScrapeError) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyh
 			c.Write(zap.String("request_id", reqID), zap.Int("status", status),
 				zap.String("code", body.Code), zap.Error(err))
 		}
+	} else if h.unlogged(r, repl) {
+		if c := h.logger.Check(zapcore.InfoLevel, "request refused"); c != nil {
+			clientID, _ := repl.GetString("http.auth.user.id")
+			clientIP, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
+			c.Write(zap.String("request_id", reqID), zap.String("client_id", clientID),
+				zap.String("client_ip", clientIP), zap.String("method", r.Method),
+				zap.String("uri", r.RequestURI), zap.Int("status", status),
+				zap.String("code", body.Code))
+		}
 	}
 
 	buf := getBuffer()
@@ -97,6 +106,18 @@ func (h *ScrapeError) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyh
 		_, _ = w.Write(buf.Bytes())
 	}
 	return nil
+}
+
+// unlogged reports whether no log line tells of this refused request: the
+// access log skips it (log_skip, as the example Caddyfile does for /scrape,
+// whose calls scrape_rpc logs itself) and scrape_rpc did not see it (it was
+// refused before, by jwt_auth or rate_limit, say).
+func (h *ScrapeError) unlogged(r *http.Request, repl *caddy.Replacer) bool {
+	if skip, _ := caddyhttp.GetVar(r.Context(), caddyhttp.LogSkipVar).(bool); !skip || repl == nil {
+		return false
+	}
+	_, seen := repl.Get(placeholderPrefix + "outcome")
+	return !seen
 }
 
 // statusCodes are the codes of errors that carry no *CodedError: those of

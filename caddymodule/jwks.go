@@ -297,7 +297,8 @@ func (s *jwksSource) loadURL(ctx context.Context, u string) error {
 	return nil
 }
 
-// publish makes the union of the sources' keys current and wakes waiters.
+// publish makes the union of the sources' keys current, when it differs
+// from the current keys, and wakes waiters.
 func (s *jwksSource) publish() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -308,7 +309,11 @@ func (s *jwksSource) publish() {
 	for _, u := range s.urls {
 		sets = append(sets, s.bySource["url:"+u])
 	}
-	s.keys.Store(mergeKeySets(sets...))
+	// the same keys stay the same set: tokens verified with them stay
+	// cached across refreshes that changed nothing
+	if ks := mergeKeySets(sets...); !ks.equal(s.keys.Load()) {
+		s.keys.Store(ks)
+	}
 	s.refreshing = false
 	close(s.loadedCh)
 	s.loadedCh = make(chan struct{})

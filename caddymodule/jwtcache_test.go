@@ -216,3 +216,24 @@ func TestJWTCacheKeyRotation(t *testing.T) {
 		t.Fatalf("k1 token again: reason %q", reason)
 	}
 }
+
+// TestJWTCacheSurvivesUnchangedRefresh checks that a JWKS refresh that
+// found the same keys keeps the key set, so verified tokens stay cached.
+func TestJWTCacheSurvivesUnchangedRefresh(t *testing.T) {
+	k := testKeys()
+	file := filepath.Join(t.TempDir(), "jwks.json")
+	writeFileAtomic(t, file, jwksJSON(publicJWK("k1", "RS256", &k.rsa.PublicKey)))
+	p := provisionJWT(t, &JWTProvider{JWKSFiles: []string{file}, JWKSRefresh: caddy.Duration(time.Hour)})
+	before := p.jwksKeys()
+	// the same keys, written anew: the file changed, its keys did not
+	writeFileAtomic(t, file, jwksJSON(publicJWK("k1", "RS256", &k.rsa.PublicKey)))
+	p.jwks.refresh(testContext(t), false)
+	if p.jwksKeys() != before {
+		t.Fatal("a refresh that found the same keys published a new set")
+	}
+	writeFileAtomic(t, file, jwksJSON(publicJWK("k1", "ES256", &k.ec.PublicKey)))
+	p.jwks.refresh(testContext(t), false)
+	if p.jwksKeys() == before {
+		t.Fatal("a refresh that found another key kept the old set")
+	}
+}

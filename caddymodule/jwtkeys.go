@@ -1,6 +1,8 @@
 package caddymodule
 
 import (
+	"bytes"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -78,6 +80,26 @@ func mergeKeySets(sets ...*keySet) *keySet {
 		}
 	}
 	return out
+}
+
+// equal reports whether two sets hold the same keys in the same order.
+func (ks *keySet) equal(o *keySet) bool {
+	if ks == nil || o == nil {
+		return ks == o
+	}
+	return slices.EqualFunc(ks.keys, o.keys, func(a, b verificationKey) bool {
+		return a.kid == b.kid && a.alg == b.alg && sameKey(a.key, b.key)
+	})
+}
+
+// sameKey reports whether two verification keys are the same key.
+func sameKey(a, b any) bool {
+	if ab, ok := a.([]byte); ok {
+		bb, ok := b.([]byte)
+		return ok && bytes.Equal(ab, bb)
+	}
+	ak, ok := a.(interface{ Equal(crypto.PublicKey) bool })
+	return ok && ak.Equal(b)
 }
 
 // parsePublicKeyPEM parses a PEM file holding one public key (PKIX "PUBLIC

@@ -418,9 +418,10 @@ func (p *JWTProvider) verifyToken(ctx context.Context, token string) (caddyauth.
 	return user, "", nil
 }
 
-// jwksKeys returns the current JWKS keys (nil without a JWKS). Every JWKS
-// refresh publishes a new set, so a cached token is tied to the set it was
-// verified with and is not served once another set is current.
+// jwksKeys returns the current JWKS keys (nil without a JWKS). A JWKS
+// refresh that changed the keys publishes a new set, so a cached token is
+// tied to the set it was verified with and is not served once another set
+// is current.
 func (p *JWTProvider) jwksKeys() *keySet {
 	if p.jwks == nil {
 		return nil

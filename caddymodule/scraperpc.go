@@ -155,7 +155,7 @@ func (h *ScrapeRPC) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhtt
 
 	c := &call{requestID: reqID, clientID: clientID, start: start}
 	err := h.serve(w, r, c)
-	h.finish(repl, c, err)
+	h.finish(r.Context(), repl, c, err)
 	return err
 }
 
@@ -252,7 +252,7 @@ func (h *ScrapeRPC) serve(w http.ResponseWriter, r *http.Request, c *call) error
 
 // finish logs the request, records it in the stats and sets the
 // placeholders.
-func (h *ScrapeRPC) finish(repl *caddy.Replacer, c *call, err error) {
+func (h *ScrapeRPC) finish(ctx context.Context, repl *caddy.Replacer, c *call, err error) {
 	d := time.Since(c.start)
 	if err != nil {
 		if ce, ok := codeOf(err); ok {
@@ -270,11 +270,21 @@ func (h *ScrapeRPC) finish(repl *caddy.Replacer, c *call, err error) {
 	repl.Map(c.placeholder)
 
 	if ce := h.logger.Check(zapcore.InfoLevel, "scrape call"); ce != nil {
+		status := http.StatusOK
+		if err != nil {
+			status = http.StatusInternalServerError
+			if e, ok := Catalogue[c.errorCode]; ok {
+				status = e.Status
+			}
+		}
+		clientIP, _ := caddyhttp.GetVar(ctx, caddyhttp.ClientIPVarKey).(string)
 		fields := []zap.Field{
 			zap.String("request_id", c.requestID),
 			zap.String("client_id", c.clientID),
+			zap.String("client_ip", clientIP),
 			zap.String("script", c.script),
 			zap.String("outcome", c.outcome),
+			zap.Int("status", status),
 			zap.Duration("duration", d),
 		}
 		if c.errorCode != "" && c.errorCode != c.outcome {

@@ -100,17 +100,31 @@ type restoredBody struct {
 }
 
 // targetHost returns the normalized host of parameters.url in a /scrape
-// body, or "" when there is none.
+// body, or "" when there is none. It scans the raw JSON (as scrape_rpc
+// does) instead of decoding it into maps: this runs on every call.
 func targetHost(body []byte) string {
-	var req, params map[string]json.RawMessage
-	if json.Unmarshal(body, &req) != nil || json.Unmarshal(req["parameters"], &params) != nil {
+	if !json.Valid(body) {
 		return ""
 	}
-	var raw string
-	if json.Unmarshal(params["url"], &raw) != nil {
+	var params, rawURL []byte
+	scanObject(body, func(key, raw []byte) {
+		if string(key) == "parameters" {
+			params = raw
+		}
+	})
+	if params == nil {
 		return ""
 	}
-	return normalizeHost(raw)
+	scanObject(params, func(key, raw []byte) {
+		if string(key) == "url" {
+			rawURL = raw
+		}
+	})
+	u, ok := jsonString(rawURL)
+	if !ok {
+		return ""
+	}
+	return normalizeHost(u)
 }
 
 // normalizeHost returns the host of an absolute URL in the form a rate

@@ -149,6 +149,11 @@ func TestAuthCredentials(t *testing.T) {
 			}
 		})
 	}
+	t.Run("refusals logged once", func(t *testing.T) {
+		// the access log skips /scrape: scrape_error logs what jwt_auth
+		// refused before scrape_rpc could
+		waitLog(t, g.Logs, 5*time.Second, `"msg":"request refused"`, `"uri":"/scrape"`, `"status":401`, `"code":"UNAUTHORIZED"`)
+	})
 	t.Run("english", func(t *testing.T) {
 		resp, b := PostJSON(t, scrape, `{}`, map[string]string{"Accept-Language": "en"})
 		if eb := expect401(t, resp, b, refusals[0].reason); !strings.HasPrefix(eb.Error, "Authentication required") {
@@ -186,9 +191,17 @@ func TestAuthCredentials(t *testing.T) {
 				t.Fatalf("%s: GET /status %d %.200s", name, resp.StatusCode, b)
 			}
 		}
-		// the access log names the client, and shows no key
-		waitLog(t, g.Logs, 5*time.Second, `"user_id":"key-client"`, `"uri":"/scrape"`, `"X-Api-Key":"REDACTED"`)
-		waitLog(t, g.Logs, 5*time.Second, `"user_id":"cli-client"`)
+		// the access log names the client, and shows no key; /scrape
+		// skips it (log_skip): scrape_rpc's one line per call names the
+		// client there
+		waitLog(t, g.Logs, 5*time.Second, `"user_id":"key-client"`, `"uri":"/status"`, `"X-Api-Key":"REDACTED"`)
+		waitLog(t, g.Logs, 5*time.Second, `"user_id":"cli-client"`, `"uri":"/status"`)
+		for _, client := range []string{"key-client", "cli-client"} {
+			waitLog(t, g.Logs, 5*time.Second, `"msg":"scrape call"`, `"client_id":"`+client+`"`, `"client_ip":"127.0.0.1"`, `"status":200`)
+		}
+		if line := logLine(g.Logs(), `"logger":"http.log.access`, `"uri":"/scrape"`); line != "" {
+			t.Errorf("the access log has a /scrape request; the example Caddyfile skips them: %s", line)
+		}
 		if strings.Contains(g.Logs(), testAPIKey) || strings.Contains(g.Logs(), good) {
 			t.Fatal("a credential is in the gateway's log")
 		}

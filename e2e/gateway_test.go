@@ -89,23 +89,30 @@ func do(t *testing.T, method, url, body string, hdr map[string]string) (*http.Re
 	return resp, b
 }
 
-// waitLog waits until the logs of get contain every one of subs.
+// logLine returns the first line of logs that has every one of subs, or "".
+func logLine(logs string, subs ...string) string {
+	for _, line := range strings.Split(logs, "\n") {
+		ok := true
+		for _, s := range subs {
+			if !strings.Contains(line, s) {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return line
+		}
+	}
+	return ""
+}
+
+// waitLog waits until a line of the logs of get has every one of subs.
 func waitLog(t *testing.T, get func() string, within time.Duration, subs ...string) string {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
-		logs := get()
-		for _, line := range strings.Split(logs, "\n") {
-			ok := true
-			for _, s := range subs {
-				if !strings.Contains(line, s) {
-					ok = false
-					break
-				}
-			}
-			if ok {
-				return line
-			}
+		if line := logLine(get(), subs...); line != "" {
+			return line
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("no log line with %q within %v", subs, within)

@@ -216,6 +216,15 @@ func logProcOutput(t testing.TB, name string, pid int, out string) {
 	t.Logf("---- %s (pid %d) output ----\n%s", name, pid, tail(out, 200))
 }
 
+// caddyfilePath resolves a Caddyfile name: relative to the repository root
+// unless absolute.
+func caddyfilePath(name string) string {
+	if filepath.IsAbs(name) {
+		return name
+	}
+	return filepath.Join(repoRoot(), name)
+}
+
 // stop sends SIGTERM, waits up to grace, then kills the process group.
 func (p *proc) stop(grace time.Duration) {
 	select {
@@ -272,7 +281,9 @@ type Gateway struct {
 	AdminURL string
 	// Env is the environment it was started with (KEY -> value).
 	Env map[string]string
-	p   *proc
+	// Caddyfile is the path of the config it was started with.
+	Caddyfile string
+	p         *proc
 }
 
 // GatewaySecret is the JWT_SECRET_KEY gateways get unless the test sets one.
@@ -304,7 +315,8 @@ func StartGateway(t testing.TB, caddyfile string, env map[string]string) *Gatewa
 	for k, v := range g.Env {
 		procEnv = append(procEnv, k+"="+v)
 	}
-	g.p = startProc(t, "gateway", procEnv, bins.Gateway, "run", "--config", filepath.Join(repoRoot(), caddyfile), "--adapter", "caddyfile")
+	g.Caddyfile = caddyfilePath(caddyfile)
+	g.p = startProc(t, "gateway", procEnv, bins.Gateway, "run", "--config", g.Caddyfile, "--adapter", "caddyfile")
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		if g.p.exited() {
@@ -370,7 +382,7 @@ func (g *Gateway) WaitHealthy(t testing.TB, within time.Duration) {
 // API, as an operator's `caddy reload` does.
 func (g *Gateway) Reload(t testing.TB, caddyfile string) {
 	t.Helper()
-	body, err := os.ReadFile(filepath.Join(repoRoot(), caddyfile))
+	body, err := os.ReadFile(caddyfilePath(caddyfile))
 	if err != nil {
 		t.Fatalf("reading %s: %v", caddyfile, err)
 	}

@@ -145,7 +145,7 @@ func (l *link) dial(ctx context.Context) (*amqp.Connection, error) {
 				_ = c.Close()
 				return nil, err
 			}
-			return c, nil
+			return newBatchConn(c), nil
 		},
 	})
 }
