@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/scrapegate/scrapegate/internal/jsonraw"
 	"github.com/scrapegate/scrapegate/rpc"
 )
 
@@ -310,12 +311,12 @@ func encodeMessage(typ string, requestID *string, data json.RawMessage, ts time.
 	}
 	b := make([]byte, 0, len(data)+len(typ)+len(stamp)+96)
 	b = append(b, `{"type":`...)
-	b = appendJSONString(b, typ)
+	b = jsonraw.AppendString(b, typ)
 	b = append(b, `,"request_id":`...)
 	if requestID == nil {
 		b = append(b, "null"...)
 	} else {
-		b = appendJSONString(b, *requestID)
+		b = jsonraw.AppendString(b, *requestID)
 	}
 	b = append(b, `,"data":`...)
 	b = append(b, data...)

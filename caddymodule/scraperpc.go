@@ -14,7 +14,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -22,6 +21,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/scrapegate/scrapegate/internal/jsonraw"
 	"github.com/scrapegate/scrapegate/rpc"
 )
 
@@ -278,7 +278,8 @@ func (h *ScrapeRPC) finish(ctx context.Context, repl *caddy.Replacer, c *call, e
 			}
 		}
 		clientIP, _ := caddyhttp.GetVar(ctx, caddyhttp.ClientIPVarKey).(string)
-		fields := []zap.Field{
+		fp := fieldsPool.Get().(*[]zap.Field)
+		fields := append((*fp)[:0],
 			zap.String("request_id", c.requestID),
 			zap.String("client_id", c.clientID),
 			zap.String("client_ip", clientIP),
@@ -286,7 +287,7 @@ func (h *ScrapeRPC) finish(ctx context.Context, repl *caddy.Replacer, c *call, e
 			zap.String("outcome", c.outcome),
 			zap.Int("status", status),
 			zap.Duration("duration", d),
-		}
+		)
 		if c.errorCode != "" && c.errorCode != c.outcome {
 			fields = append(fields, zap.String("error_code", c.errorCode))
 		}
@@ -297,8 +298,18 @@ func (h *ScrapeRPC) finish(ctx context.Context, repl *caddy.Replacer, c *call, e
 			fields = append(fields, zap.Error(c.err))
 		}
 		ce.Write(fields...)
+		clear(fields) // drop the references to this call's values
+		*fp = fields[:0]
+		fieldsPool.Put(fp)
 	}
 }
+
+// fieldsPool recycles the fields of the per-call log line: the cores
+// encode them during Write and keep no reference.
+var fieldsPool = sync.Pool{New: func() any {
+	f := make([]zap.Field, 0, 12)
+	return &f
+}}
 
 // callError maps a failed call (anything but a worker's failed reply) to the
 // handler error: the one table of RPC failures, in the manner of
@@ -380,7 +391,7 @@ var jsonContentType = []string{"application/json; charset=utf-8"}
 // is, compacted, without encoding/json's HTML escaping; an empty one is null.
 func appendResult(b []byte, requestID string, created time.Time, reply *rpc.Reply) []byte {
 	b = append(b, `{"request_id":`...)
-	b = appendJSONString(b, requestID)
+	b = jsonraw.AppendString(b, requestID)
 	if reply.Status == rpc.StatusFailed {
 		b = append(b, `,"status":"failed","data":`...)
 	} else {
@@ -389,7 +400,7 @@ func appendResult(b []byte, requestID string, created time.Time, reply *rpc.Repl
 	if len(reply.Data) == 0 {
 		b = append(b, "null"...)
 	} else {
-		b = appendCompact(b, reply.Data)
+		b = jsonraw.AppendCompact(b, reply.Data)
 	}
 	if reply.Status == rpc.StatusFailed {
 		msg := ""
@@ -397,14 +408,14 @@ func appendResult(b []byte, requestID string, created time.Time, reply *rpc.Repl
 			msg = *reply.Error
 		}
 		b = append(b, `,"error":`...)
-		b = appendJSONString(b, msg)
+		b = jsonraw.AppendString(b, msg)
 		b = append(b, `,"error_code":`...)
-		b = appendJSONString(b, reply.Code())
+		b = jsonraw.AppendString(b, reply.Code())
 	} else {
 		b = append(b, `,"error":null,"error_code":null`...)
 	}
 	b = append(b, `,"execution_time":`...)
-	b = appendJSONFloat(b, reply.ExecutionTime)
+	b = jsonraw.AppendFloat(b, reply.ExecutionTime)
 	b = append(b, `,"created_at":"`...)
 	b = created.UTC().AppendFormat(b, time.RFC3339Nano)
 	b = append(b, `","completed_at":"`...)
@@ -414,96 +425,6 @@ func appendResult(b []byte, requestID string, created time.Time, reply *rpc.Repl
 	}
 	b = completed.UTC().AppendFormat(b, time.RFC3339Nano)
 	return append(b, "\"}\n"...)
-}
-
-// appendCompact appends raw JSON, compacted when it has insignificant
-// white space (as encoding/json does with a json.RawMessage).
-func appendCompact(b, raw []byte) []byte {
-	if !bytes.ContainsAny(raw, " \t\r\n") {
-		return append(b, raw...)
-	}
-	var buf bytes.Buffer
-	if err := json.Compact(&buf, raw); err != nil {
-		return append(b, "null"...)
-	}
-	return append(b, buf.Bytes()...)
-}
-
-// appendJSONFloat appends f as encoding/json formats a float64.
-func appendJSONFloat(b []byte, f float64) []byte {
-	if math.IsNaN(f) || math.IsInf(f, 0) {
-		return append(b, '0')
-	}
-	abs := math.Abs(f)
-	format := byte('f')
-	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
-		format = 'e'
-	}
-	b = strconv.AppendFloat(b, f, format, -1, 64)
-	if format == 'e' {
-		// clean up e-09 to e-9, as encoding/json does
-		n := len(b)
-		if n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
-			b[n-2] = b[n-1]
-			b = b[:n-1]
-		}
-	}
-	return b
-}
-
-// appendJSONString appends s as a JSON string, escaped as encoding/json
-// escapes it (HTML-safe, invalid UTF-8 replaced, U+2028/U+2029 escaped).
-func appendJSONString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }
 
 // checkContentType accepts application/json (any parameters, a utf-8
@@ -595,7 +516,7 @@ func decodeScrapeRequest(body []byte, defTimeout, maxTimeout time.Duration) (scr
 		scriptName, scriptVersion, parameters, timeout []byte
 		problems                                       []string
 	)
-	isObject := scanObject(body, func(key, raw []byte) {
+	isObject := jsonraw.ScanObject(body, func(key, raw []byte) {
 		switch string(key) {
 		case "script_name":
 			scriptName = raw
@@ -619,9 +540,9 @@ func decodeScrapeRequest(body []byte, defTimeout, maxTimeout time.Duration) (scr
 	bad := func(field, problem string) { problems = append(problems, field+": "+problem) }
 
 	// script_name
-	if scriptName == nil || isNull(scriptName) {
+	if scriptName == nil || jsonraw.IsNull(scriptName) {
 		bad("script_name", "required")
-	} else if s, ok := jsonString(scriptName); !ok {
+	} else if s, ok := jsonraw.String(scriptName); !ok {
 		bad("script_name", "must be a string")
 	} else if p := scriptNameProblem(s); p != "" {
 		bad("script_name", p)
@@ -630,8 +551,8 @@ func decodeScrapeRequest(body []byte, defTimeout, maxTimeout time.Duration) (scr
 	}
 
 	// script_version
-	if scriptVersion != nil && !isNull(scriptVersion) {
-		if s, ok := jsonString(scriptVersion); !ok {
+	if scriptVersion != nil && !jsonraw.IsNull(scriptVersion) {
+		if s, ok := jsonraw.String(scriptVersion); !ok {
 			bad("script_version", "must be a string or null")
 		} else if s == "" || len(s) > maxScriptVersion {
 			bad("script_version", "must be 1 to "+strconv.Itoa(maxScriptVersion)+" characters")
@@ -641,7 +562,7 @@ func decodeScrapeRequest(body []byte, defTimeout, maxTimeout time.Duration) (scr
 	}
 
 	// parameters
-	if parameters != nil && !isNull(parameters) {
+	if parameters != nil && !jsonraw.IsNull(parameters) {
 		if parameters[0] != '{' {
 			bad("parameters", "must be an object")
 		} else {
@@ -650,11 +571,11 @@ func decodeScrapeRequest(body []byte, defTimeout, maxTimeout time.Duration) (scr
 	}
 
 	// timeout
-	if timeout != nil && !isNull(timeout) {
+	if timeout != nil && !jsonraw.IsNull(timeout) {
 		maxS := float64(maxTimeout / time.Second)
 		f, err := strconv.ParseFloat(string(timeout), 64)
 		switch {
-		case !isNumber(timeout) || (err != nil && !errors.Is(err, strconv.ErrRange)) || f != math.Trunc(f):
+		case !jsonraw.IsNumber(timeout) || (err != nil && !errors.Is(err, strconv.ErrRange)) || f != math.Trunc(f):
 			bad("timeout", "must be an integer number of seconds")
 		case f < 1 || f > maxS:
 			bad("timeout", "must be between 1 and "+strconv.FormatFloat(maxS, 'f', 0, 64))
@@ -667,130 +588,6 @@ func decodeScrapeRequest(body []byte, defTimeout, maxTimeout time.Duration) (scr
 		return scrapeRequest{}, Error(CodeValidationError, strings.Join(problems, "; "), nil)
 	}
 	return req, nil
-}
-
-// scanObject calls fn with the (unescaped) key and the raw value of each
-// member of the JSON object in body, in order, without allocating for plain
-// ASCII keys; other keys are decoded as encoding/json decodes them. body must be valid JSON (json.Valid); scanObject
-// reports false when it is not an object.
-func scanObject(body []byte, fn func(key, raw []byte)) bool {
-	i := skipSpace(body, 0)
-	if i >= len(body) || body[i] != '{' {
-		return false
-	}
-	i = skipSpace(body, i+1)
-	if body[i] == '}' {
-		return true
-	}
-	for {
-		end := stringEnd(body, i)
-		key := body[i+1 : end-1]
-		if needsUnquote(key) {
-			var k string
-			_ = json.Unmarshal(body[i:end], &k) // valid JSON: cannot fail
-			key = []byte(k)
-		}
-		i = skipSpace(body, end)
-		i = skipSpace(body, i+1) // past ':'
-		vend := valueEnd(body, i)
-		fn(key, body[i:vend])
-		i = skipSpace(body, vend)
-		if body[i] == '}' {
-			return true
-		}
-		i = skipSpace(body, i+1) // past ','
-	}
-}
-
-// needsUnquote reports whether a raw JSON string's content needs decoding:
-// it has escapes or non-ASCII bytes (which may be invalid UTF-8).
-func needsUnquote(raw []byte) bool {
-	for _, c := range raw {
-		if c == '\\' || c >= utf8.RuneSelf {
-			return true
-		}
-	}
-	return false
-}
-
-// skipSpace returns the index of the first non-space byte at or after i.
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// stringEnd returns the index just past the JSON string starting at b[i].
-func stringEnd(b []byte, i int) int {
-	for i++; i < len(b); i++ {
-		switch b[i] {
-		case '\\':
-			i++
-		case '"':
-			return i + 1
-		}
-	}
-	return len(b)
-}
-
-// valueEnd returns the index just past the JSON value starting at b[i].
-func valueEnd(b []byte, i int) int {
-	switch b[i] {
-	case '"':
-		return stringEnd(b, i)
-	case '{', '[':
-		depth := 0
-		for i < len(b) {
-			switch b[i] {
-			case '"':
-				i = stringEnd(b, i)
-				continue
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return i + 1
-				}
-			}
-			i++
-		}
-		return len(b)
-	default: // number, true, false, null
-		for i < len(b) {
-			switch b[i] {
-			case ',', '}', ']', ' ', '\t', '\n', '\r':
-				return i
-			}
-			i++
-		}
-		return len(b)
-	}
-}
-
-// isNull reports whether a raw JSON value is null (json.Unmarshal hands
-// over values without surrounding whitespace).
-func isNull(raw json.RawMessage) bool { return string(raw) == "null" }
-
-// isNumber reports whether a raw JSON value is a number.
-func isNumber(raw json.RawMessage) bool {
-	return len(raw) > 0 && (raw[0] == '-' || (raw[0] >= '0' && raw[0] <= '9'))
-}
-
-// jsonString decodes a raw JSON string value.
-func jsonString(raw json.RawMessage) (string, bool) {
-	if len(raw) < 2 || raw[0] != '"' {
-		return "", false
-	}
-	if !needsUnquote(raw[1 : len(raw)-1]) {
-		return string(raw[1 : len(raw)-1]), true
-	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return "", false
-	}
-	return s, true
 }
 
 // scriptNameProblem says what is wrong with a script name, or "".

@@ -15,6 +15,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/scrapegate/scrapegate/internal/jsonraw"
 )
 
 func init() {
@@ -85,10 +86,12 @@ func (h *ScrapeTarget) ServeHTTP(w http.ResponseWriter, r *http.Request, next ca
 	if r.Body == nil || r.Body == http.NoBody || r.ContentLength > h.MaxBody {
 		return next.ServeHTTP(w, r)
 	}
-	buf, err := io.ReadAll(io.LimitReader(r.Body, h.MaxBody+1))
-	r.Body = restoredBody{Reader: io.MultiReader(bytes.NewReader(buf), r.Body), Closer: r.Body}
-	if err == nil && int64(len(buf)) <= h.MaxBody {
-		repl.Set(TargetHostPlaceholder, targetHost(buf))
+	buf := getBuffer()
+	defer putBuffer(buf) // the handlers after this one are done with the body
+	_, err := buf.ReadFrom(io.LimitReader(r.Body, h.MaxBody+1))
+	r.Body = restoredBody{Reader: io.MultiReader(bytes.NewReader(buf.Bytes()), r.Body), Closer: r.Body}
+	if err == nil && int64(buf.Len()) <= h.MaxBody {
+		repl.Set(TargetHostPlaceholder, targetHost(buf.Bytes()))
 	}
 	return next.ServeHTTP(w, r)
 }
@@ -107,7 +110,7 @@ func targetHost(body []byte) string {
 		return ""
 	}
 	var params, rawURL []byte
-	scanObject(body, func(key, raw []byte) {
+	jsonraw.ScanObject(body, func(key, raw []byte) {
 		if string(key) == "parameters" {
 			params = raw
 		}
@@ -115,12 +118,12 @@ func targetHost(body []byte) string {
 	if params == nil {
 		return ""
 	}
-	scanObject(params, func(key, raw []byte) {
+	jsonraw.ScanObject(params, func(key, raw []byte) {
 		if string(key) == "url" {
 			rawURL = raw
 		}
 	})
-	u, ok := jsonString(rawURL)
+	u, ok := jsonraw.String(rawURL)
 	if !ok {
 		return ""
 	}

@@ -275,8 +275,10 @@ func (c *Client) Call(ctx context.Context, t Task) (Reply, error) {
 	if t.Parameters == nil {
 		t.Parameters = json.RawMessage("{}")
 	}
-	body, err := json.Marshal(&t)
+	bp := taskBufPool.Get().(*[]byte)
+	body, err := appendTask((*bp)[:0], &t)
 	if err != nil {
+		taskBufPool.Put(bp)
 		return Reply{}, fmt.Errorf("encoding task: %w", err)
 	}
 	id := t.RequestID
@@ -305,6 +307,10 @@ func (c *Client) Call(ctx context.Context, t Task) (Reply, error) {
 	})
 	clear(headers) // the frame is written: amqp091 keeps no reference
 	headerPool.Put(headers)
+	if cap(body) <= 64<<10 {
+		*bp = body
+		taskBufPool.Put(bp)
+	}
 	if err != nil {
 		if r, ok := c.release(id, cl); ok {
 			return c.finish(&t, r)
@@ -447,7 +453,7 @@ func (c *Client) finish(t *Task, r result) (Reply, error) {
 	switch r.kind {
 	case outReply:
 		var rep Reply
-		if err := json.Unmarshal(r.body, &rep); err != nil {
+		if err := decodeReply(r.body, &rep); err != nil {
 			return Reply{}, fmt.Errorf("decoding reply: %w", err)
 		}
 		if rep.Status == StatusFailed {
