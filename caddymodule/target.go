@@ -86,12 +86,12 @@ func (h *ScrapeTarget) ServeHTTP(w http.ResponseWriter, r *http.Request, next ca
 	if r.Body == nil || r.Body == http.NoBody || r.ContentLength > h.MaxBody {
 		return next.ServeHTTP(w, r)
 	}
-	buf := getBuffer()
-	defer putBuffer(buf) // the handlers after this one are done with the body
-	_, err := buf.ReadFrom(io.LimitReader(r.Body, h.MaxBody+1))
-	r.Body = restoredBody{Reader: io.MultiReader(bytes.NewReader(buf.Bytes()), r.Body), Closer: r.Body}
-	if err == nil && int64(buf.Len()) <= h.MaxBody {
-		repl.Set(TargetHostPlaceholder, targetHost(buf.Bytes()))
+	// not a pooled buffer: the restored body belongs to the request, which
+	// handle_errors routes may read after this handler returned
+	buf, err := io.ReadAll(io.LimitReader(r.Body, h.MaxBody+1))
+	r.Body = restoredBody{Reader: io.MultiReader(bytes.NewReader(buf), r.Body), Closer: r.Body}
+	if err == nil && int64(len(buf)) <= h.MaxBody {
+		repl.Set(TargetHostPlaceholder, targetHost(buf))
 	}
 	return next.ServeHTTP(w, r)
 }
