@@ -73,12 +73,14 @@ func (h *ScrapeError) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyh
 				zap.String("code", body.Code), zap.Error(err))
 		}
 	} else if h.unlogged(r, repl) {
+		// the path, not the URI: its query may hold a credential (a /ws
+		// token), which the access log's filter would have redacted
 		if c := h.logger.Check(zapcore.InfoLevel, "request refused"); c != nil {
 			clientID, _ := repl.GetString("http.auth.user.id")
 			clientIP, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
 			c.Write(zap.String("request_id", reqID), zap.String("client_id", clientID),
 				zap.String("client_ip", clientIP), zap.String("method", r.Method),
-				zap.String("uri", r.RequestURI), zap.Int("status", status),
+				zap.String("path", r.URL.Path), zap.Int("status", status),
 				zap.String("code", body.Code))
 		}
 	}

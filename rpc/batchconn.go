@@ -1,13 +1,20 @@
 package rpc
 
 import (
+	"errors"
 	"net"
 	"sync"
+	"time"
 )
 
-// maxPendingWrite is how many bytes batchConn holds for the socket before a
-// Write waits for the socket to catch up.
-const maxPendingWrite = 1 << 20
+const (
+	// maxPendingWrite is how many bytes batchConn holds for the socket
+	// before a Write waits for the socket to catch up.
+	maxPendingWrite = 1 << 20
+	// closeFlushTimeout bounds how long Close spends writing what is still
+	// queued (a connection.close-ok, a TLS close_notify).
+	closeFlushTimeout = time.Second
+)
 
 // batchConn is the broker connection's socket with its writes batched.
 //
@@ -82,10 +89,11 @@ func (b *batchConn) writer() {
 	for {
 		select {
 		case <-b.kick:
+			if !b.drain() {
+				return
+			}
 		case <-b.stop:
-			return
-		}
-		if !b.drain() {
+			b.drain() // what was queued before Close, within its deadline
 			return
 		}
 	}
@@ -121,11 +129,26 @@ func (b *batchConn) drain() bool {
 	}
 }
 
-// Close stops the writer and closes the socket, which also ends a write
-// the writer is blocked in. Nothing of value is lost: amqp091 closes the
-// socket only after the broker answered its connection.close, that is after
-// the broker read every byte queued before it, or when the connection is
-// already lost.
+// Read reads from the socket; when it fails after a write failed, it
+// returns the write's error, the cause amqp091 should report (the writer
+// closed the socket because of it).
+func (b *batchConn) Read(p []byte) (int, error) {
+	n, err := b.Conn.Read(p)
+	if err != nil {
+		b.mu.Lock()
+		werr := b.err
+		b.mu.Unlock()
+		if werr != nil {
+			return n, werr
+		}
+	}
+	return n, err
+}
+
+// Close writes what is still queued, for at most closeFlushTimeout (amqp091
+// may queue a frame just before it closes: the connection.close-ok it owes
+// a broker that closed the connection), stops the writer and closes the
+// socket. The deadline also ends a write the writer is blocked in.
 func (b *batchConn) Close() error {
 	b.mu.Lock()
 	if b.closed {
@@ -135,8 +158,12 @@ func (b *batchConn) Close() error {
 	b.closed = true
 	b.room.Broadcast()
 	b.mu.Unlock()
+	_ = b.Conn.SetWriteDeadline(time.Now().Add(closeFlushTimeout))
 	close(b.stop)
-	err := b.Conn.Close()
 	<-b.done
+	err := b.Conn.Close()
+	if errors.Is(err, net.ErrClosed) {
+		err = nil // a failed write closed it already
+	}
 	return err
 }

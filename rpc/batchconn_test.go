@@ -61,6 +61,30 @@ func TestBatchConnKeepsOrder(t *testing.T) {
 	}
 }
 
+// TestBatchConnCloseFlushes: what was queued just before Close reaches the
+// peer (amqp091 queues the connection.close-ok it owes a broker that closed
+// the connection, then closes the socket at once).
+func TestBatchConnCloseFlushes(t *testing.T) {
+	for range 50 {
+		client, server := net.Pipe()
+		got := make(chan []byte, 1)
+		go func() {
+			data, _ := io.ReadAll(server)
+			got <- data
+		}()
+		b := newBatchConn(client)
+		if _, err := b.Write([]byte("close-ok")); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		if data := <-got; string(data) != "close-ok" {
+			t.Fatalf("the peer read %q, want %q", data, "close-ok")
+		}
+	}
+}
+
 // TestBatchConnFailedWrite: once the socket refuses a write, the next Write
 // returns that error.
 func TestBatchConnFailedWrite(t *testing.T) {
@@ -78,6 +102,10 @@ func TestBatchConnFailedWrite(t *testing.T) {
 	}
 	if !errors.Is(err, io.ErrClosedPipe) {
 		t.Fatalf("Write after the peer closed: %v, want %v", err, io.ErrClosedPipe)
+	}
+	// the reader learns the write's error, not only that the socket closed
+	if _, err := b.Read(make([]byte, 1)); !errors.Is(err, io.ErrClosedPipe) {
+		t.Fatalf("Read after the failed write: %v, want %v", err, io.ErrClosedPipe)
 	}
 }
 
