@@ -47,25 +47,14 @@ func parseAppOption(d *caddyfile.Dispenser, existing any) (any, error) {
 // UnmarshalCaddyfile sets up the app from the tokens of the `scrapegate`
 // global option (see parseAppOption for the syntax).
 func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // consume option name
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	seen := make(map[string]bool)
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		name := d.Val()
-		if seen[name] {
-			return d.Errf("duplicate subdirective: %s", name)
-		}
-		seen[name] = true
-
+	return eachSubdirective(d, func(name string) error {
 		switch name {
 		case "accepted_events":
 			if d.NextArg() {
 				return d.ArgErr()
 			}
 			a.AcceptedEvents = true
-			continue
+			return nil
 		case "amqp_url", "reply_mode", "heartbeat_interval", "instance_id",
 			"connection_name", "publish_channels", "reply_queue_expires":
 		default:
@@ -108,8 +97,8 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			a.PublishChannels = n
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // Interface guard

@@ -28,19 +28,7 @@ func TestCancelWhileLinkDownStopsRedeliveredTask(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			vh := newVHost(t)
-			type run struct {
-				id    string
-				at    time.Time
-				cause error
-			}
-			started := make(chan run, 4)
-			stopped := make(chan run, 4)
-			h := FuncHandler{ScriptList: echoScripts, Func: func(ctx context.Context, t Task) (json.RawMessage, error) {
-				started <- run{id: t.RequestID, at: time.Now()}
-				<-ctx.Done()
-				stopped <- run{id: t.RequestID, at: time.Now(), cause: context.Cause(ctx)}
-				return nil, context.Cause(ctx)
-			}}
+			h, started, stopped := blockingHandler()
 			srv := startServer(t, ServerConfig{
 				URL: vh.url, Concurrency: 1, HeartbeatInterval: 200 * time.Millisecond,
 				ReconnectMin: tc.serverDown, ReconnectMax: tc.serverDown,
@@ -112,19 +100,7 @@ func TestCancelWhileLinkDownStopsRedeliveredTask(t *testing.T) {
 func TestCancelWhileWorkerReconnectsStopsQueuedTask(t *testing.T) {
 	t.Parallel()
 	vh := newVHost(t)
-	type run struct {
-		id    string
-		at    time.Time
-		cause error
-	}
-	started := make(chan run, 4)
-	stopped := make(chan run, 4)
-	h := FuncHandler{ScriptList: echoScripts, Func: func(ctx context.Context, t Task) (json.RawMessage, error) {
-		started <- run{id: t.RequestID, at: time.Now()}
-		<-ctx.Done()
-		stopped <- run{id: t.RequestID, at: time.Now(), cause: context.Cause(ctx)}
-		return nil, context.Cause(ctx)
-	}}
+	h, started, stopped := blockingHandler()
 	startServer(t, ServerConfig{
 		URL: vh.url, Concurrency: 1, HeartbeatInterval: 200 * time.Millisecond,
 		ReconnectMin: 5 * time.Second, ReconnectMax: 5 * time.Second, // away 2.5-5 s
@@ -168,4 +144,24 @@ func TestCancelWhileWorkerReconnectsStopsQueuedTask(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the task still runs 10 s after it started: its cancel was lost")
 	}
+}
+
+// run is one run of a task by blockingHandler.
+type run struct {
+	id    string
+	at    time.Time
+	cause error
+}
+
+// blockingHandler runs every task until its context ends, reporting each
+// start and each stop (with the context's cause).
+func blockingHandler() (h FuncHandler, started, stopped chan run) {
+	started, stopped = make(chan run, 4), make(chan run, 4)
+	h = FuncHandler{ScriptList: echoScripts, Func: func(ctx context.Context, t Task) (json.RawMessage, error) {
+		started <- run{id: t.RequestID, at: time.Now()}
+		<-ctx.Done()
+		stopped <- run{id: t.RequestID, at: time.Now(), cause: context.Cause(ctx)}
+		return nil, context.Cause(ctx)
+	}}
+	return h, started, stopped
 }
