@@ -453,10 +453,14 @@ func TestWSStatusPing(t *testing.T) {
 			}
 		}
 	}()
+	// a client gets its "subscribed" message just before the hub holds it:
+	// both must be in before the count can tell a removal (the mute one
+	// goes only after WriteTimeout, 1 s)
+	waitFor(t, "both clients in the hub", func() bool { return e.h.hub.len() == 2 })
 	waitFor(t, "the mute client's removal", func() bool { return e.h.hub.len() == 1 })
 	time.Sleep(500 * time.Millisecond) // ten more ping intervals
-	if e.h.hub.len() != 1 {
-		t.Errorf("the client answering pings was dropped")
+	if n := e.h.hub.len(); n != 1 {
+		t.Errorf("the hub holds %d clients, want only the one answering pings", n)
 	}
 	_ = mute
 }
