@@ -19,6 +19,8 @@
 #   CADDYFILE=Caddyfile    the config the gateway runs
 #   ACCESS_LOG=1           0: run with the access log off (a copy of CADDYFILE without `log`)
 #   CALL_LOG=1             0: run with the default logger at WARN (no "scrape call" line per call)
+#   GATEWAY_ENV=""         extra VAR=value words for the gateway's environment only
+#                          (e.g. GATEWAY_ENV=GOMAXPROCS=1; the broker, worker and wrk keep theirs)
 #   PPROF=0                1: take a CPU profile of the gateway during the c=64 step
 #                          into $OUT/gateway.pprof
 #   SHARED_BENCH=<repo>/../shared/bench   where run.sh lives
@@ -72,6 +74,8 @@ gw_env=(
 	RATE_LIMIT_REQUESTS=100000 RATE_LIMIT_WINDOW=1s SITE_RATE_LIMIT_REQUESTS=100000 SITE_RATE_LIMIT_WINDOW=1s
 	MAX_IN_FLIGHT_PER_CLIENT=100000
 )
+# shellcheck disable=SC2206 # VAR=value words, split on purpose
+gw_env+=(${GATEWAY_ENV:-})
 env "${gw_env[@]}" bin/scrapegate run --config "$config" --adapter caddyfile >"$OUT/gateway.log" 2>&1 &
 GW=$!
 stop() {
