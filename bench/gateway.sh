@@ -11,10 +11,18 @@
 # its own port and admin port, and stops it at the end.
 #
 # Environment (defaults):
+#   TARGET=gateway         gateway: bin/scrapegate as above; floor: bench/floor (plain
+#                          net/http + rpc.Client.Call, nothing else) in its place, to
+#                          measure what Caddy and the handler chain add
 #   REPLY_MODE=queue       the gateway's reply mode: queue (named reply queue) or direct
 #   PHASES="raw gateway"   phases of the shared bench ("gateway" alone skips the limit;
 #                          add "node1" for the Node peer)
 #   DURATION=10 CONCS="1 16 64 256" WARMUP=2   passed to the shared bench
+#   ROUNDS=1               runs of the shared bench, one after the other; with more
+#                          than one, the summary gives each round's ratios (gateway
+#                          against the raw loop and the Node peer of the same round)
+#                          and their medians: this machine's speed drifts by ±25%
+#                          within minutes, so one round's ratio can mislead
 #   GATEWAY_PORT=18080 GATEWAY_ADMIN=127.0.0.1:12019
 #   CADDYFILE=Caddyfile    the config the gateway runs
 #   ACCESS_LOG=1           0: run with the access log off (a copy of CADDYFILE without `log`)
@@ -29,6 +37,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
+TARGET=${TARGET:-gateway}
 REPLY_MODE=${REPLY_MODE:-queue}
 PHASES=${PHASES:-"raw gateway"}
 GATEWAY_PORT=${GATEWAY_PORT:-18080}
@@ -76,7 +85,14 @@ gw_env=(
 )
 # shellcheck disable=SC2206 # VAR=value words, split on purpose
 gw_env+=(${GATEWAY_ENV:-})
-env "${gw_env[@]}" bin/scrapegate run --config "$config" --adapter caddyfile >"$OUT/gateway.log" 2>&1 &
+case $TARGET in
+gateway) env "${gw_env[@]}" bin/scrapegate run --config "$config" --adapter caddyfile >"$OUT/gateway.log" 2>&1 & ;;
+floor)
+	go build -o "$OUT/floor" ./bench/floor
+	env "${gw_env[@]}" "$OUT/floor" -listen "127.0.0.1:$GATEWAY_PORT" -amqp "$AMQP_URL" -reply-mode "$REPLY_MODE" >"$OUT/gateway.log" 2>&1 &
+	;;
+*) echo "TARGET must be gateway or floor" >&2; exit 2 ;;
+esac
 GW=$!
 stop() {
 	kill -TERM "$GW" 2>/dev/null || true
@@ -102,7 +118,7 @@ if [[ $TOKEN != *.*.* ]]; then
 	TOKEN="$h.$p.$s"
 fi
 
-if [[ $PPROF == 1 ]]; then
+if [[ $PPROF == 1 && $TARGET == gateway ]]; then
 	(
 		# profile the gateway while wrk runs its c=64 step against it
 		for _ in $(seq 1 3600); do
@@ -114,20 +130,52 @@ if [[ $PPROF == 1 ]]; then
 	) &
 fi
 
-GATEWAY_PID=$GW "$SHARED_BENCH/run.sh" "http://127.0.0.1:$GATEWAY_PORT/scrape" "$TOKEN"
+ROUNDS=${ROUNDS:-1}
+results=()
+for round in $(seq 1 "$ROUNDS"); do
+	dir=$OUT
+	[[ $ROUNDS == 1 ]] || dir=$OUT/round-$round
+	mkdir -p "$dir"
+	OUT=$dir GATEWAY_PID=$GW "$SHARED_BENCH/run.sh" "http://127.0.0.1:$GATEWAY_PORT/scrape" "$TOKEN"
+	results+=("$dir/results.jsonl")
+done
 
-# the gateway's CPU per call: its CPU% of one core divided by its calls per second
-python3 - "$OUT/results.jsonl" <<'EOF'
-import json, sys
-rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-print("\n| target | conc | req/s | p50 ms | p99 ms | gateway CPU % | gateway CPU µs/call |")
-print("|---|---:|---:|---:|---:|---:|---:|")
-for d in rows:
-    if d["target"] != "gateway":
-        continue
-    r, c = d["result"], d["cpu"]
-    rps = r.get("rps", 0) or 0
-    us = (c["gateway"] / 100.0) / rps * 1e6 if rps else float("nan")
-    print("| gateway %s | %d | %.0f | %.2f | %.2f | %.1f | %.1f |" % (d["mode"], d["conc"], rps, r.get("p50_ms", 0), r.get("p99_ms", 0), c["gateway"], us))
+# the gateway's CPU per call: its CPU% of one core divided by its calls per second;
+# per round, its req/s against the raw loop's and the Node peer's of that round
+python3 - "$TARGET" "${results[@]}" <<'EOF'
+import json, statistics, sys
+target, files = sys.argv[1], sys.argv[2:]
+print("\n| round | target | conc | req/s | p50 ms | p99 ms | CPU % | CPU µs/call | of raw | of node1 | p50 - raw p50 |")
+print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+ratios = {}
+for i, f in enumerate(files, 1):
+    rows = [json.loads(l) for l in open(f) if l.strip()]
+    ref = {(d["target"], d["conc"]): d["result"] for d in rows if d["target"] in ("raw", "node1")}
+    for d in rows:
+        if d["target"] != "gateway":
+            continue
+        r, c, conc = d["result"], d["cpu"], d["conc"]
+        rps = r.get("rps", 0) or 0
+        us = (c["gateway"] / 100.0) / rps * 1e6 if rps else float("nan")
+        raw, node = ref.get(("raw", conc)), ref.get(("node1", conc))
+        of_raw = rps / raw["rps"] if raw and raw.get("rps") else None
+        of_node = rps / node["rps"] if node and node.get("rps") else None
+        dp50 = r.get("p50_ms", 0) - raw["p50_ms"] if raw else None
+        m = ratios.setdefault(conc, {"us": [], "raw": [], "node": [], "dp50": []})
+        m["us"].append(us)
+        for k, v in (("raw", of_raw), ("node", of_node), ("dp50", dp50)):
+            if v is not None:
+                m[k].append(v)
+        fmt = lambda v, f: f % v if v is not None else "-"
+        print("| %d | %s | %d | %.0f | %.2f | %.2f | %.1f | %.1f | %s | %s | %s |" % (
+            i, target, conc, rps, r.get("p50_ms", 0), r.get("p99_ms", 0), c["gateway"], us,
+            fmt(of_raw and of_raw * 100, "%.0f%%"), fmt(of_node, "%.2fx"), fmt(dp50, "%+.2f ms")))
+if len(files) > 1:
+    print("\n| medians over %d rounds | conc | CPU µs/call | of raw | of node1 | p50 - raw p50 |" % len(files))
+    print("|---|---:|---:|---:|---:|---:|")
+    med = lambda xs, f: f % statistics.median(xs) if xs else "-"
+    for conc, m in sorted(ratios.items()):
+        print("| %s | %d | %s | %s | %s | %s |" % (target, conc, med(m["us"], "%.1f"),
+              med([x * 100 for x in m["raw"]], "%.0f%%"), med(m["node"], "%.2fx"), med(m["dp50"], "%+.2f ms")))
 EOF
 echo "results in $OUT" >&2
