@@ -125,9 +125,9 @@ func rawStringPtr(raw []byte, p **string) error {
 		*p = nil
 		return nil
 	}
-	v, ok := jsonraw.String(raw)
-	if !ok {
-		return errors.New("not a string")
+	var v string
+	if err := rawString(raw, &v); err != nil {
+		return err
 	}
 	*p = &v
 	return nil

@@ -64,7 +64,9 @@ func main() {
 	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Printf("floor: %v", err)
 	}
-	_ = c.Close()
+	if err := c.Close(); err != nil {
+		log.Printf("floor: closing the broker link: %v", err)
+	}
 }
 
 // caller is what scrape needs of rpc.Client.
